@@ -1,0 +1,313 @@
+"""The actor host: serves node subjects and runs each call with `Node.execute`.
+
+Each node is a micro-service endpoint in the queue group named after its subject, so
+replicas in other processes share the calls. Calls run in tasks bounded per node by a
+limiter; past the limit plus a short backlog the host answers "saturated" at once
+(a retryable error the coordinator sends to another replica) rather than queueing
+without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+from nats.micro import ServiceConfig, add_service
+from nats.micro.service import EndpointConfig
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from nons.core.errors import (
+    InvalidRequestError,
+    NodeTimeoutError,
+    NodeUnavailableError,
+    PayloadTooLargeError,
+    SpecMismatchError,
+)
+from nons.core.names import node_subject
+from nons.core.node import Node
+from nons.core.results import NodeResult
+from nons.observability.propagation import extract_context, inject_headers
+from nons.runtime.bus import Bus
+from nons.runtime.failures import error_info
+from nons.runtime.messages import EXECUTION_ID_HEADER, NodeCall, decode_node_call, encode
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.micro.request import Request
+    from nats.micro.service import Service
+
+    from nons.core.network import NoN
+
+__all__ = ("ActorHost", "ActorSettings")
+
+logger = logging.getLogger("nons.actor")
+
+SERVICE_NAME = "nons-actor"
+"""Micro-service name every actor host registers under."""
+
+
+class ActorSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How an actor host behaves."""
+
+    concurrency: int = 64
+    """Calls of one node running at once in this process."""
+    backlog: int = 256
+    """Calls of one node waiting for a slot before the host answers "saturated"."""
+    node_ids: tuple[str, ...] = ()
+    """Serve only these nodes (all when empty)."""
+    drain_timeout_s: float = 30.0
+    """How long shutdown waits for calls in flight."""
+    version: str = "0.1.0"
+    """Version reported to service discovery."""
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.backlog < 0:
+            raise ValueError("backlog must be >= 0")
+
+
+class _Slot:
+    """One served node: its limiter and counters."""
+
+    def __init__(self, network: NoN, node: Node, concurrency: int) -> None:
+        self.network = network
+        self.node = node
+        self.subject = node_subject(network.name, node.node_id)
+        self.limiter = anyio.CapacityLimiter(concurrency)
+        self.in_flight = 0
+        self.completed = 0
+        self.failed = 0
+        self.refused = 0
+
+
+class ActorHost:
+    """Serves the nodes of some networks (sub-networks included) in this process."""
+
+    def __init__(
+        self,
+        nc: Client,
+        networks: Iterable[NoN],
+        settings: ActorSettings | None = None,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self.nc = nc
+        self.settings = settings or ActorSettings()
+        self.bus = Bus(nc)
+        self.tracer = trace.get_tracer("nons.actor", tracer_provider=tracer_provider)
+        self.slots: dict[str, _Slot] = {}
+        wanted = set(self.settings.node_ids)
+        for network in networks:
+            for member in network.networks():
+                for _, node in member.nodes():
+                    if isinstance(node, Node) and (not wanted or node.node_id in wanted):
+                        slot = _Slot(member, node, self.settings.concurrency)
+                        self.slots.setdefault(slot.subject, slot)
+        self._service: Service | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        """Node calls running or waiting now."""
+        return len(self._tasks)
+
+    async def __aenter__(self) -> ActorHost:
+        self._service = await add_service(
+            self.nc,
+            ServiceConfig(
+                name=SERVICE_NAME,
+                version=self.settings.version,
+                description="NoN actor host: runs node calls",
+                metadata={
+                    "networks": ",".join(sorted({s.network.name for s in self.slots.values()}))
+                },
+                stats_handler=self._stats,
+            ),
+        )
+        for subject, slot in self.slots.items():
+            await self._service.add_endpoint(
+                EndpointConfig(
+                    name=f"{slot.network.name}_{slot.node.node_id}",
+                    subject=subject,
+                    queue_group=subject,
+                    handler=self._handler(slot),
+                    metadata={
+                        "network": slot.network.name,
+                        "node_id": slot.node.node_id,
+                        "operator": slot.node.operator_name,
+                        "fingerprint": slot.network.fingerprint,
+                    },
+                )
+            )
+        await self.nc.flush()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop taking calls, finish those in flight (bounded), then cancel the rest."""
+        if self._service is not None:
+            await self._service.stop()
+            self._service = None
+        if self._tasks:
+            with anyio.move_on_after(self.settings.drain_timeout_s):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _stats(self, endpoint: Any) -> dict[str, Any]:
+        return {
+            subject: {
+                "in_flight": s.in_flight,
+                "completed": s.completed,
+                "failed": s.failed,
+                "refused": s.refused,
+            }
+            for subject, s in self.slots.items()
+        }
+
+    def _handler(self, slot: _Slot) -> Any:
+        async def on_call(request: Request) -> None:
+            msg = request._msg
+            if slot.in_flight >= self.settings.concurrency + self.settings.backlog:
+                slot.refused += 1
+                await self._reply(
+                    msg,
+                    _failure(
+                        slot,
+                        NodeUnavailableError(
+                            f"actor for {slot.subject} is saturated ({slot.in_flight} calls)",
+                            details={"node_id": slot.node.node_id},
+                        ),
+                    ),
+                )
+                return
+            slot.in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._serve(slot, msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return on_call
+
+    async def _serve(self, slot: _Slot, msg: Msg) -> None:
+        try:
+            result = await self._run(slot, msg)
+        except Exception as exc:  # the boundary: answer, log, keep serving
+            result = _failure(slot, exc)
+        finally:
+            slot.in_flight -= 1
+        if result.succeeded:
+            slot.completed += 1
+        else:
+            slot.failed += 1
+        await self._reply(msg, result)
+
+    async def _run(self, slot: _Slot, msg: Msg) -> NodeResult:
+        headers = msg.headers or {}
+        with self.tracer.start_as_current_span(
+            f"process {msg.subject}",
+            context=extract_context(headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": msg.subject,
+                "messaging.operation.type": "process",
+                "nons.network": slot.network.name,
+                "nons.node_id": slot.node.node_id,
+                "nons.operator": slot.node.operator_name,
+            },
+        ) as span:
+            result = await self._execute(slot, msg, span)
+            if result.error is not None:
+                span.set_status(Status(StatusCode.ERROR, result.error.message))
+                span.set_attribute("error.type", result.error.type)
+            else:
+                span.set_attribute("nons.cost_usd", result.cost.total_cost_usd)
+                span.set_attribute("nons.is_mock", result.is_mock)
+            return result
+
+    async def _execute(self, slot: _Slot, msg: Msg, span: trace.Span) -> NodeResult:
+        try:
+            call = decode_node_call(msg.data)
+            _check_call(slot, call)
+        except (InvalidRequestError, SpecMismatchError) as exc:
+            return _failure(slot, exc)
+        span.set_attribute("nons.execution_id", call.execution_id)
+        span.set_attribute("nons.layer_index", call.layer_index)
+        span.set_attribute("nons.attempt", call.attempt)
+        try:
+            async with slot.limiter:
+                with anyio.fail_after(call.timeout_s if call.timeout_s else None):
+                    return await slot.node.execute(call.input, model_config=call.model)
+        except TimeoutError:
+            return _failure(
+                slot,
+                NodeTimeoutError(
+                    f"node {slot.node.node_id!r} did not finish within {call.timeout_s:.2f}s",
+                    details={"node_id": slot.node.node_id, "layer_index": call.layer_index},
+                ),
+            )
+        except Exception as exc:
+            return _failure(slot, exc)
+
+    async def _reply(self, msg: Msg, result: NodeResult) -> None:
+        if not msg.reply:
+            logger.info("node call on %s had no reply subject; result dropped", msg.subject)
+            return
+        headers = inject_headers({})
+        execution_id = (msg.headers or {}).get(EXECUTION_ID_HEADER)
+        if execution_id:
+            headers[EXECUTION_ID_HEADER] = execution_id
+        try:
+            await self.bus.publish(msg.reply, encode(result), headers)
+        except PayloadTooLargeError as exc:
+            await self.bus.publish(msg.reply, encode(_failure_for(result, exc)), headers)
+
+
+def _check_call(slot: _Slot, call: NodeCall) -> None:
+    if call.fingerprint != slot.network.fingerprint:
+        raise SpecMismatchError(
+            f"network {slot.network.name!r}: the coordinator holds definition "
+            f"{call.fingerprint}, this actor holds {slot.network.fingerprint}; deploy one "
+            "definition under one name",
+            details={
+                "network": slot.network.name,
+                "node_id": slot.node.node_id,
+                "coordinator": call.fingerprint,
+                "actor": slot.network.fingerprint,
+            },
+        )
+    if call.node_id != slot.node.node_id or call.network != slot.network.name:
+        raise InvalidRequestError(
+            f"node call for {call.network}.{call.node_id} arrived on {slot.subject}"
+        )
+
+
+def _failure(slot: _Slot, exc: BaseException) -> NodeResult:
+    return NodeResult(
+        node_id=slot.node.node_id,
+        operator=slot.node.operator_name,
+        status="failed",
+        error=error_info(exc),
+    )
+
+
+def _failure_for(result: NodeResult, exc: BaseException) -> NodeResult:
+    return NodeResult(
+        node_id=result.node_id,
+        operator=result.operator,
+        status="failed",
+        usage=result.usage,
+        cost=result.cost,
+        error=error_info(exc),
+    )

@@ -1,0 +1,1 @@
+"""What a network is: types, nodes, layers, networks and specs, with no I/O."""

@@ -1,0 +1,284 @@
+"""A network (NoN): layers in sequence under a name, run through the NATS runtime.
+
+The network itself only describes; `forward()` hands it to an executor (the
+configured NATS client, or the embedded in-process runtime) so that a notebook and a
+request from another machine go through the same coordinator and actor code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+from nons.core.errors import ConfigurationError
+from nons.core.layer import NETWORK_OPERATOR, Layer, LayerMember, NetworkNode
+from nons.core.names import validate_token
+from nons.core.node import Node
+from nons.core.results import ExecutionResult
+from nons.core.spec import (
+    NetworkSpec,
+    load_spec,
+    save_spec,
+    spec_fingerprint,
+)
+from nons.core.types import Content, LayerConfig, NetworkConfig
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from nons.observability.events import Event
+
+__all__ = ("EventCallback", "NetworkExecutor", "NoN", "OperatorSpec")
+
+OperatorSpec: TypeAlias = "str | Node | NoN | Sequence[Any]"
+"""One entry of `from_operators`: a name, a node, a network, or a list of them (parallel)."""
+
+EventCallback = Callable[["Event"], Awaitable[None] | None]
+"""A callback given every event of a matching type (sync or async)."""
+
+
+class NetworkExecutor(Protocol):
+    """Something that runs a network: a NATS client, or the embedded local runtime."""
+
+    async def run_network(
+        self,
+        network: NoN,
+        input: Content,
+        *,
+        execution_id: str | None = None,
+        timeout_s: float | None = None,
+        budget_usd: float | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ExecutionResult:
+        """Run one execution of `network` and return its result (failed ones too)."""
+        ...
+
+
+class NoN:
+    """A Network of Networks: layers of parallel nodes, run in sequence.
+
+    Example:
+        >>> layers = ["transform", Node("generate") * 3, "synthesize"]
+        >>> net = NoN.from_operators(layers, name="triage")
+        >>> result = await net.forward("some text")
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        network_config: NetworkConfig | None = None,
+        name: str | None = None,
+        *,
+        network_id: str | None = None,
+    ) -> None:
+        """Create a network; node ids are made unique and deterministic per layer.
+
+        Args:
+            layers: at least one layer.
+            network_config: execution-wide settings.
+            name: subject token of the network; derived from its content when omitted.
+            network_id: the same as `name` (the NoN documentation's spelling).
+
+        Raises:
+            ConfigurationError: empty network, duplicate node ids or a bad name.
+        """
+        if not layers:
+            raise ConfigurationError("a network needs at least one layer")
+        self.network_config: NetworkConfig = network_config or NetworkConfig()
+        self.layers: list[Layer] = [
+            _place_layer(index, layer) for index, layer in enumerate(layers)
+        ]
+        self._subscribers: dict[str, list[EventCallback]] = {}
+        chosen = name or network_id
+        if chosen is None:
+            anonymous = NetworkSpec(
+                name="non",
+                layers=[layer.to_spec() for layer in self.layers],
+                config=self.network_config,
+            )
+            chosen = f"non-{spec_fingerprint(anonymous)[:10]}"
+        self.name: str = validate_token(chosen, "network name")
+        self._spec = NetworkSpec(
+            name=self.name,
+            layers=[layer.to_spec() for layer in self.layers],
+            config=self.network_config,
+        )
+        self._fingerprint = spec_fingerprint(self._spec)
+
+    @classmethod
+    def from_operators(
+        cls,
+        operator_specs: Sequence[OperatorSpec],
+        network_config: NetworkConfig | None = None,
+        *,
+        name: str | None = None,
+        layer_config: LayerConfig | None = None,
+        **node_kwargs: Any,
+    ) -> NoN:
+        """Build a network with one layer per entry.
+
+        An entry is an operator name, a `Node`, a `NoN` (sub-network), or a list of
+        those (one parallel layer; `Node(...) * 3` is such a list).
+
+        Raises:
+            ConfigurationError: for an entry of another type or an unknown operator.
+        """
+        layers = [Layer(_members(entry, node_kwargs), layer_config) for entry in operator_specs]
+        return cls(layers, network_config, name)
+
+    @property
+    def network_id(self) -> str:
+        """The network's name (the NoN documentation's spelling)."""
+        return self.name
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the spec: processes serving one name must hold the same one."""
+        return self._fingerprint
+
+    def to_spec(self) -> NetworkSpec:
+        """The serialisable form of the whole network, sub-networks included."""
+        return self._spec
+
+    @classmethod
+    def from_spec(cls, spec: NetworkSpec) -> NoN:
+        """Rebuild a network from its spec (importing custom operator modules)."""
+        layers = []
+        for layer_spec in spec.layers:
+            members: list[LayerMember] = []
+            for node_spec in layer_spec.nodes:
+                if node_spec.operator == NETWORK_OPERATOR and node_spec.network is not None:
+                    members.append(NetworkNode(cls.from_spec(node_spec.network), node_spec.node_id))
+                else:
+                    members.append(Node.from_spec(node_spec))
+            layers.append(Layer(members, layer_spec.config))
+        return cls(layers, spec.config, spec.name)
+
+    def save(self, path: str | Path) -> None:
+        """Write the spec to a `.json`, `.yaml` or `.yml` file."""
+        save_spec(self._spec, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> NoN:
+        """Read a network from a spec file."""
+        return cls.from_spec(load_spec(path))
+
+    def nodes(self) -> Iterator[tuple[int, LayerMember]]:
+        """Every node with its layer index, in order."""
+        for index, layer in enumerate(self.layers):
+            for node in layer.nodes:
+                yield index, node
+
+    def get_node(self, node_id: str) -> LayerMember:
+        """The node with this id.
+
+        Raises:
+            ConfigurationError: no such node.
+        """
+        for _, node in self.nodes():
+            if node.node_id == node_id:
+                return node
+        raise ConfigurationError(f"network {self.name!r} has no node {node_id!r}")
+
+    def networks(self) -> Iterator[NoN]:
+        """This network and every sub-network below it, depth first."""
+        yield self
+        for _, node in self.nodes():
+            if isinstance(node, NetworkNode):
+                yield from node.network.networks()
+
+    def subscribe(self, event_type: str, callback: EventCallback) -> None:
+        """Call `callback` with every event of `event_type` (`*` for all) of this network's runs.
+
+        Callbacks run in the caller's process while `forward()` runs; one that raises is
+        logged and never breaks the execution.
+        """
+        self._subscribers.setdefault(event_type, []).append(callback)
+
+    @property
+    def subscribers(self) -> dict[str, list[EventCallback]]:
+        """Registered event callbacks by event type."""
+        return self._subscribers
+
+    async def forward(
+        self,
+        input: Content | ExecutionResult,
+        *,
+        client: NetworkExecutor | None = None,
+        execution_id: str | None = None,
+        timeout_s: float | None = None,
+        budget_usd: float | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ExecutionResult:
+        """Run the network once over NATS and return its result.
+
+        With no `client`, the runtime configured by `NONS_NATS_URL` is used, or else an
+        embedded nats-server with in-process actors is started on first use.
+
+        Raises:
+            ExecutionError: the typed error of a failed execution (`.result` holds it).
+        """
+        if isinstance(input, ExecutionResult):
+            input = input.output
+        executor = client or await _default_executor()
+        result = await executor.run_network(
+            self,
+            input,
+            execution_id=execution_id,
+            timeout_s=timeout_s,
+            budget_usd=budget_usd,
+            metadata=metadata,
+        )
+        return result.raise_for_status()
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __repr__(self) -> str:
+        return f"NoN(name={self.name!r}, layers={[len(layer) for layer in self.layers]})"
+
+
+async def _default_executor() -> NetworkExecutor:
+    # Imported at call time so that `nons.core` never loads NATS or OpenTelemetry.
+    local = importlib.import_module("nons.runtime.local")
+    executor: NetworkExecutor = await local.default_executor()
+    return executor
+
+
+def _place_layer(index: int, layer: Layer) -> Layer:
+    """Prefix derived ids with the layer; repeated ones also get their occurrence number."""
+    derived = [node.node_id for node in layer.nodes if not node.has_explicit_id]
+    seen: dict[str, int] = {}
+    placed: list[LayerMember] = []
+    for node in layer.nodes:
+        if node.has_explicit_id:
+            placed.append(node)
+            continue
+        node_id = f"l{index}-{node.node_id}"
+        if derived.count(node.node_id) > 1:
+            occurrence = seen.get(node.node_id, 0)
+            seen[node.node_id] = occurrence + 1
+            node_id = f"{node_id}-{occurrence}"
+        placed.append(node._with_id(node_id, explicit=False))
+    return Layer(placed, layer.layer_config, layer.layer_id)
+
+
+def _members(entry: object, node_kwargs: dict[str, Any]) -> list[LayerMember]:
+    if isinstance(entry, str):
+        return [Node(entry, **node_kwargs)]
+    if isinstance(entry, Node | NetworkNode):
+        return [entry]
+    if isinstance(entry, NoN):
+        return [NetworkNode(entry)]
+    if isinstance(entry, list | tuple):
+        members: list[LayerMember] = []
+        for item in entry:
+            if isinstance(item, list | tuple):
+                raise ConfigurationError("a parallel layer is one flat list (nested list found)")
+            members.extend(_members(item, node_kwargs))
+        return members
+    raise ConfigurationError(
+        f"from_operators takes operator names, Nodes, NoNs or lists of them, not "
+        f"{type(entry).__name__}"
+    )

@@ -1,0 +1,264 @@
+"""Configuration and accounting types of the NoN model, with the error hierarchy.
+
+Every type here is a frozen msgspec Struct so that a network, its configuration and
+its usage figures travel between processes as plain JSON without a second schema.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+from msgspec.structs import force_setattr
+
+from nons.core.errors import (
+    BudgetExceededError,
+    CircuitOpenError,
+    ConfigurationError,
+    ExecutionError,
+    ExecutionTimeoutError,
+    InjectedFailureError,
+    InternalError,
+    InvalidNameError,
+    InvalidRequestError,
+    LayerFailedError,
+    LayerTimeoutError,
+    NetworkUnavailableError,
+    NodeTimeoutError,
+    NodeUnavailableError,
+    NonsError,
+    OperatorError,
+    OperatorValidationError,
+    PayloadTooLargeError,
+    ProviderAuthenticationError,
+    ProviderBadRequestError,
+    ProviderError,
+    ProviderOverloadedError,
+    ProviderRateLimitedError,
+    ProviderUnavailableError,
+    ServerStartError,
+    SpecError,
+    SpecMismatchError,
+    UnknownOperatorError,
+)
+
+__all__ = (
+    "BudgetExceededError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "Content",
+    "CostInfo",
+    "ErrorPolicy",
+    "ExecutionError",
+    "ExecutionTimeoutError",
+    "InjectedFailureError",
+    "InternalError",
+    "InvalidNameError",
+    "InvalidRequestError",
+    "LayerConfig",
+    "LayerFailedError",
+    "LayerTimeoutError",
+    "ModelConfig",
+    "ModelProvider",
+    "NetworkConfig",
+    "NetworkUnavailableError",
+    "NoNError",
+    "NodeTimeoutError",
+    "NodeUnavailableError",
+    "NonsError",
+    "OperatorError",
+    "OperatorValidationError",
+    "PayloadTooLargeError",
+    "ProviderAuthenticationError",
+    "ProviderBadRequestError",
+    "ProviderError",
+    "ProviderOverloadedError",
+    "ProviderRateLimitedError",
+    "ProviderUnavailableError",
+    "RateLimitConfig",
+    "ServerStartError",
+    "SpecError",
+    "SpecMismatchError",
+    "TokenUsage",
+    "UnknownOperatorError",
+    "ValidationError",
+)
+
+Content = str | dict[str, Any] | list[Any] | int | float | bool | None
+"""What flows between nodes: text or any JSON value."""
+
+NoNError = NonsError
+"""The root error under the name the NoN documentation uses."""
+
+ValidationError = OperatorValidationError
+"""Schema violations under the name the NoN documentation uses."""
+
+
+class ModelProvider(enum.StrEnum):
+    """Who answers a node's model calls."""
+
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+    MOCK = "mock"
+
+
+class ErrorPolicy(enum.StrEnum):
+    """What a layer does when some of its nodes fail."""
+
+    FAIL_FAST = "fail_fast"
+    RETRY_WITH_BACKOFF = "retry_with_backoff"
+    FALLBACK_MODEL = "fallback_model"
+    SKIP_AND_CONTINUE = "skip_and_continue"
+    RETURN_PARTIAL = "return_partial"
+
+
+class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Which model answers a node, and how.
+
+    `provider=None` means "the process default": `anthropic` when `ANTHROPIC_API_KEY`
+    is set where the node runs, the offline `mock` provider otherwise.
+    """
+
+    provider: ModelProvider | None = None
+    """The provider; `None` picks the process default."""
+    model_name: str | None = None
+    """Provider model id; `None` picks the provider's default model."""
+    temperature: float = 0.7
+    """Sampling temperature."""
+    max_tokens: int = 1024
+    """Upper bound on generated tokens (also the worst case used for budgets)."""
+    top_p: float | None = None
+    """Nucleus sampling, when set."""
+    stop: tuple[str, ...] = ()
+    """Stop sequences."""
+    system_prompt: str | None = None
+    """Replaces the operator's system prompt when set."""
+    timeout_seconds: float | None = None
+    """Per-call deadline of the provider call; the node deadline applies otherwise."""
+    fallback: ModelConfig | None = None
+    """Model used by the `FALLBACK_MODEL` policy after this one fails."""
+    extra_params: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Provider-specific parameters passed through unchanged."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.provider, str) and not isinstance(self.provider, ModelProvider):
+            try:
+                force_setattr(self, "provider", ModelProvider(self.provider))
+            except ValueError:
+                known = ", ".join(p.value for p in ModelProvider)
+                raise ConfigurationError(
+                    f"unknown model provider {self.provider!r}; known: {known}"
+                ) from None
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ConfigurationError(f"temperature must be in [0, 2], got {self.temperature}")
+        if self.max_tokens < 1:
+            raise ConfigurationError(f"max_tokens must be at least 1, got {self.max_tokens}")
+
+
+class LayerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How a parallel layer runs and what it does with failures."""
+
+    timeout_seconds: float = 60.0
+    """Deadline for the whole layer, retries included."""
+    error_policy: ErrorPolicy = ErrorPolicy.RETRY_WITH_BACKOFF
+    """What to do when nodes fail."""
+    min_success_threshold: float = 1.0
+    """Share of nodes that must succeed under `RETURN_PARTIAL` (0 to 1)."""
+    max_retries: int = 2
+    """Retries per node for retryable errors under `RETRY_WITH_BACKOFF`."""
+    retry_delay_seconds: float = 0.2
+    """First backoff delay; doubled each retry, with jitter."""
+    node_timeout_seconds: float | None = None
+    """Deadline of one node call; the layer's remaining time when `None`."""
+
+    def __post_init__(self) -> None:
+        if self.timeout_seconds <= 0:
+            raise ConfigurationError("LayerConfig.timeout_seconds must be positive")
+        if not 0.0 <= self.min_success_threshold <= 1.0:
+            raise ConfigurationError("LayerConfig.min_success_threshold must be in [0, 1]")
+        if self.max_retries < 0:
+            raise ConfigurationError("LayerConfig.max_retries must be >= 0")
+
+
+class NetworkConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Execution-wide settings of a network."""
+
+    global_timeout_seconds: float = 300.0
+    """Deadline of a whole execution unless a request sets `timeout_s`."""
+    budget_usd: float | None = None
+    """Spending limit of one execution unless a request sets `budget_usd`."""
+    max_depth: int = 8
+    """How deeply sub-networks may nest."""
+    enable_tracing: bool = True
+    """Emit spans (when a tracer provider is configured)."""
+    enable_metrics: bool = True
+    """Record metrics (when a meter provider is configured)."""
+
+
+class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-provider limits shared by every node of a process."""
+
+    requests_per_minute: int = 60
+    """Model calls per minute."""
+    tokens_per_minute: int = 150_000
+    """Input plus output tokens per minute."""
+    concurrent_requests: int = 10
+    """Calls in flight at once."""
+
+
+class TokenUsage(msgspec.Struct, frozen=True, kw_only=True):
+    """Tokens a call (or a sum of calls) used; `total_tokens` is derived when zero."""
+
+    prompt_tokens: int = 0
+    """Input tokens billed at the normal rate."""
+    completion_tokens: int = 0
+    """Output tokens."""
+    cache_read_tokens: int = 0
+    """Input tokens read from the provider's prompt cache."""
+    cache_creation_tokens: int = 0
+    """Input tokens written to the provider's prompt cache."""
+    total_tokens: int = 0
+    """All of the above together."""
+
+    def __post_init__(self) -> None:
+        if self.total_tokens == 0:
+            force_setattr(
+                self,
+                "total_tokens",
+                self.prompt_tokens
+                + self.completion_tokens
+                + self.cache_read_tokens
+                + self.cache_creation_tokens,
+            )
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_creation_tokens=self.cache_creation_tokens + other.cache_creation_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class CostInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What a call (or a sum of calls) cost in US dollars."""
+
+    input_cost_usd: float = 0.0
+    """Input tokens, cache reads and writes included."""
+    output_cost_usd: float = 0.0
+    """Output tokens."""
+    total_cost_usd: float = 0.0
+    """Both together."""
+
+    def __post_init__(self) -> None:
+        if self.total_cost_usd == 0.0:
+            force_setattr(self, "total_cost_usd", self.input_cost_usd + self.output_cost_usd)
+
+    def __add__(self, other: CostInfo) -> CostInfo:
+        return CostInfo(
+            input_cost_usd=self.input_cost_usd + other.input_cost_usd,
+            output_cost_usd=self.output_cost_usd + other.output_cost_usd,
+            total_cost_usd=self.total_cost_usd + other.total_cost_usd,
+        )

@@ -1,0 +1,210 @@
+"""Execution events: a tagged union of msgspec Structs published on `nons.events.>`.
+
+Every step of an execution is an event with `type`, `ts`, `network`, `execution_id`,
+`trace_id` and `span_id`, so that any NATS client can follow executions live and a
+sink can record them without knowing Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from nons.core.results import ErrorInfo
+from nons.core.types import TokenUsage
+
+__all__ = (
+    "Event",
+    "EventType",
+    "ExecutionCompleted",
+    "ExecutionFailed",
+    "ExecutionStarted",
+    "LayerCompleted",
+    "LayerStarted",
+    "NodeCompleted",
+    "NodeFailed",
+    "NodeRetrying",
+    "NodeStarted",
+    "decode_event",
+    "encode_event",
+)
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Fields every event has; `type` is the tag (e.g. `node.completed`)."""
+
+    ts: float
+    """Unix time in seconds when the event happened."""
+    network: str
+    """Network name."""
+    execution_id: str
+    """Execution id."""
+    trace_id: str | None = None
+    """W3C trace id (32 hex digits) of the execution."""
+    span_id: str | None = None
+    """Span the event belongs to (16 hex digits)."""
+
+    @property
+    def type(self) -> str:
+        """The event type, e.g. `execution.started`."""
+        tag = self.__struct_config__.tag
+        return str(tag)
+
+
+class ExecutionStarted(Event, tag="execution.started", frozen=True, kw_only=True):
+    """A coordinator accepted an execution."""
+
+    layers: int = 0
+    """Number of layers the network has."""
+    metadata: dict[str, str] | None = None
+    """The caller's labels."""
+
+
+class LayerStarted(Event, tag="layer.started", frozen=True, kw_only=True):
+    """A layer's nodes are being called."""
+
+    layer_index: int
+    """Position of the layer."""
+    node_ids: list[str] = msgspec.field(default_factory=list)
+    """Nodes of the layer."""
+
+
+class NodeStarted(Event, tag="node.started", frozen=True, kw_only=True):
+    """A node call was sent."""
+
+    layer_index: int
+    """Layer of the node."""
+    node_id: str
+    """The node."""
+    attempt: int = 1
+    """1 for the first try."""
+
+
+class NodeCompleted(Event, tag="node.completed", frozen=True, kw_only=True):
+    """A node call succeeded (or its fallback output was used)."""
+
+    layer_index: int
+    """Layer of the node."""
+    node_id: str
+    """The node."""
+    attempt: int = 1
+    """Attempt that succeeded."""
+    duration_ms: float = 0.0
+    """Round trip seen by the coordinator."""
+    usage: TokenUsage = TokenUsage()
+    """Tokens of the call."""
+    cost_usd: float = 0.0
+    """Cost of the call."""
+    is_mock: bool = False
+    """True for mock output."""
+    status: str = "ok"
+    """`ok` or `fallback`."""
+
+
+class NodeFailed(Event, tag="node.failed", frozen=True, kw_only=True):
+    """A node call failed for good (no retry left)."""
+
+    layer_index: int
+    """Layer of the node."""
+    node_id: str
+    """The node."""
+    attempt: int = 1
+    """Last attempt."""
+    error: ErrorInfo
+    """Why."""
+
+
+class NodeRetrying(Event, tag="node.retrying", frozen=True, kw_only=True):
+    """A node call failed with a retryable error and will be tried again."""
+
+    layer_index: int
+    """Layer of the node."""
+    node_id: str
+    """The node."""
+    attempt: int
+    """The attempt about to be made."""
+    delay_s: float = 0.0
+    """Backoff before it."""
+    error: ErrorInfo
+    """The failure that caused the retry."""
+
+
+class LayerCompleted(Event, tag="layer.completed", frozen=True, kw_only=True):
+    """A layer ended."""
+
+    layer_index: int
+    """Position of the layer."""
+    status: str
+    """`completed`, `partial` or `failed`."""
+    duration_ms: float = 0.0
+    """Wall time of the layer."""
+    successful_nodes: int = 0
+    """Nodes that succeeded."""
+    failed_nodes: int = 0
+    """Nodes that failed or were skipped."""
+
+
+class ExecutionCompleted(Event, tag="execution.completed", frozen=True, kw_only=True):
+    """An execution ended with `completed` or `partial`."""
+
+    status: str = "completed"
+    """`completed` or `partial`."""
+    duration_ms: float = 0.0
+    """Wall time at the coordinator."""
+    usage: TokenUsage = TokenUsage()
+    """Tokens of all calls."""
+    cost_usd: float = 0.0
+    """Cost of all calls."""
+    is_mock: bool = False
+    """True when any output came from the mock provider."""
+
+
+class ExecutionFailed(Event, tag="execution.failed", frozen=True, kw_only=True):
+    """An execution ended with `failed`."""
+
+    error: ErrorInfo
+    """Why."""
+    duration_ms: float = 0.0
+    """Wall time at the coordinator."""
+    layer_index: int | None = None
+    """Layer where it failed, if any."""
+    usage: TokenUsage = TokenUsage()
+    """Tokens spent before failing."""
+    cost_usd: float = 0.0
+    """Cost spent before failing."""
+
+
+AnyEvent = (
+    ExecutionStarted
+    | LayerStarted
+    | NodeStarted
+    | NodeCompleted
+    | NodeFailed
+    | NodeRetrying
+    | LayerCompleted
+    | ExecutionCompleted
+    | ExecutionFailed
+)
+
+EventType = str
+"""An event's `type`, e.g. `node.completed`."""
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(AnyEvent)
+
+
+def encode_event(event: Event) -> bytes:
+    """JSON bytes of an event, `type` included."""
+    return _ENCODER.encode(event)
+
+
+def decode_event(payload: bytes) -> Event:
+    """Decode an event.
+
+    Raises:
+        msgspec.ValidationError: unknown type or malformed fields.
+        msgspec.DecodeError: not JSON.
+    """
+    event: Event = _DECODER.decode(payload)
+    return event

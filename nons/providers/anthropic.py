@@ -1,0 +1,265 @@
+"""The Anthropic provider: the official SDK's async client behind `ModelClient`.
+
+This is the only module that imports `anthropic`; the registry imports it lazily, so
+a process that only uses the mock never loads the SDK. The adapter owns the SDK
+client, its key and base URL, the pricing of the answer and the mapping of SDK
+errors onto `ProviderError` subclasses that say whether a retry may help.
+
+Tracing: the SDK (2.x) starts its own `CLIENT` span per API call and sends that
+span's `traceparent` to the API unless told otherwise. The client is built with
+`open_telemetry=False`, which disables the SDK's span (and therefore its trace
+propagation), so the project's own GenAI span, written by the observability
+wrapper around this client, is the one LLM span of a call. The SDK's environment
+switch `ANTHROPIC_OPEN_TELEMETRY` is not consulted once the option is given.
+
+Sampling: SDK 2.x speaks API version 2026-10-21, which rejects `temperature`,
+`top_p` and `top_k` with a 400 whatever their value, and its `messages.create` no
+longer has those parameters. So `ModelConfig.temperature` and `top_p` are not sent
+to Anthropic. `ModelConfig.extra_params` pass through: keys `messages.create` knows
+(`metadata`, `thinking`, `output_config`, `extra_headers`...) as arguments, any
+other key into the JSON body (`extra_body`), for proxies or older API versions.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import anthropic
+from anthropic.resources.messages import AsyncMessages
+
+from nons.core.errors import (
+    ConfigurationError,
+    ProviderAuthenticationError,
+    ProviderBadRequestError,
+    ProviderError,
+    ProviderOverloadedError,
+    ProviderRateLimitedError,
+    ProviderUnavailableError,
+)
+from nons.core.types import TokenUsage
+from nons.providers.base import Completion, CompletionRequest
+from nons.providers.pricing import cost_for
+from nons.providers.settings import ANTHROPIC_API_KEY_VAR, ProviderSettings
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from anthropic.types import Message
+
+__all__ = ("DEFAULT_ANTHROPIC_BASE_URL", "AnthropicClient")
+
+DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+"""Passed explicitly so that the SDK does not read `ANTHROPIC_BASE_URL` itself."""
+
+_PROVIDER = "anthropic"
+
+_CREATE_ARGUMENTS = frozenset(inspect.signature(AsyncMessages.create).parameters) - {"self"}
+"""Keyword arguments of `messages.create`; other `extra_params` keys go to `extra_body`."""
+
+_STREAM_ARGUMENTS = frozenset(inspect.signature(AsyncMessages.stream).parameters) - {"self"}
+"""Keyword arguments of `messages.stream`."""
+
+_TYPE_ERRORS: dict[str, type[ProviderError]] = {
+    "rate_limit_error": ProviderRateLimitedError,
+    "overloaded_error": ProviderOverloadedError,
+    "api_error": ProviderUnavailableError,
+    "timeout_error": ProviderUnavailableError,
+    "invalid_request_error": ProviderBadRequestError,
+    "not_found_error": ProviderBadRequestError,
+    "request_too_large": ProviderBadRequestError,
+    "authentication_error": ProviderAuthenticationError,
+    "permission_error": ProviderAuthenticationError,
+    "billing_error": ProviderAuthenticationError,
+}
+"""Error classes by the API's `error.type`, for errors that arrive inside a stream
+(whose HTTP status is 200) and statuses the table below does not know."""
+
+
+class AnthropicClient:
+    """`ModelClient` for the Anthropic Messages API.
+
+    One instance per process (the registry caches it) shares the SDK's connection
+    pool between all nodes. The SDK retries 408, 409, 429, 5xx and connection
+    errors itself, `settings.max_retries` times, honouring `retry-after`; the error
+    we raise is what remains after those retries.
+    """
+
+    def __init__(
+        self, settings: ProviderSettings, *, client: anthropic.AsyncAnthropic | None = None
+    ) -> None:
+        """Build the SDK client from `settings`, or adopt `client`.
+
+        Raises:
+            ConfigurationError: no API key is configured.
+        """
+        self._settings = settings
+        if client is None:
+            if settings.anthropic_api_key is None:
+                raise ConfigurationError(
+                    f"the anthropic provider needs an API key: set {ANTHROPIC_API_KEY_VAR}, "
+                    "or use the offline 'mock' provider"
+                )
+            client = anthropic.AsyncAnthropic(
+                api_key=settings.anthropic_api_key,
+                base_url=settings.anthropic_base_url or DEFAULT_ANTHROPIC_BASE_URL,
+                max_retries=settings.max_retries,
+                timeout=settings.request_timeout_s,
+                open_telemetry=False,
+            )
+        self._client = client
+
+    @property
+    def name(self) -> str:
+        """Always `anthropic`."""
+        return _PROVIDER
+
+    @property
+    def sdk_client(self) -> anthropic.AsyncAnthropic:
+        """The SDK client, for calls this adapter does not wrap."""
+        return self._client
+
+    def default_model(self) -> str:
+        """`ProviderSettings.default_anthropic_model`."""
+        return self._settings.default_anthropic_model
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """Send one Messages API call.
+
+        Raises:
+            ProviderRateLimitedError: 429 after the SDK's retries.
+            ProviderOverloadedError: 529 after the SDK's retries.
+            ProviderUnavailableError: other 5xx, connection failure or timeout.
+            ProviderBadRequestError: 400, 404, 413, 422.
+            ProviderAuthenticationError: 401, 403.
+        """
+        model, kwargs = self._arguments(request, _CREATE_ARGUMENTS)
+        try:
+            message = await self._client.messages.create(**kwargs)
+        except anthropic.AnthropicError as exc:
+            raise self._map_error(exc) from exc
+        return self._completion(model, message)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[str | Completion]:
+        """Yield text deltas as they arrive, then the final `Completion`.
+
+        Raises:
+            ProviderError: as `complete`, also for an error event inside the stream.
+        """
+        model, kwargs = self._arguments(request, _STREAM_ARGUMENTS)
+        try:
+            async with self._client.messages.stream(**kwargs) as events:
+                async for text in events.text_stream:
+                    yield text
+                message = await events.get_final_message()
+        except anthropic.AnthropicError as exc:
+            raise self._map_error(exc) from exc
+        yield self._completion(model, message)
+
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP connections."""
+        await self._client.close()
+
+    def _arguments(
+        self, request: CompletionRequest, known: frozenset[str]
+    ) -> tuple[str, dict[str, Any]]:
+        config = request.config
+        model = config.model_name or self.default_model()
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "max_tokens": config.max_tokens,
+            "messages": [{"role": "user", "content": request.prompt}],
+        }
+        system = config.system_prompt or request.system
+        if system:
+            kwargs["system"] = system
+        if config.stop:
+            kwargs["stop_sequences"] = list(config.stop)
+        if config.timeout_seconds is not None:
+            kwargs["timeout"] = config.timeout_seconds
+        extra_body: dict[str, Any] = {}
+        for key, value in config.extra_params.items():
+            if key == "extra_body" and isinstance(value, dict):
+                extra_body.update(value)
+            elif key in known:
+                kwargs[key] = value
+            else:
+                extra_body[key] = value
+        if extra_body:
+            kwargs["extra_body"] = extra_body
+        return model, kwargs
+
+    def _completion(self, model: str, message: Message) -> Completion:
+        usage = message.usage
+        tokens = TokenUsage(
+            prompt_tokens=usage.input_tokens or 0,
+            completion_tokens=usage.output_tokens or 0,
+            cache_read_tokens=usage.cache_read_input_tokens or 0,
+            cache_creation_tokens=usage.cache_creation_input_tokens or 0,
+        )
+        text = "".join(block.text for block in message.content if block.type == "text")
+        return Completion(
+            text=text,
+            provider=_PROVIDER,
+            request_model=model,
+            response_model=message.model or model,
+            usage=tokens,
+            cost=cost_for(_PROVIDER, message.model or model, tokens),
+            finish_reason=message.stop_reason,
+            response_id=message.id,
+        )
+
+    def _map_error(self, exc: anthropic.AnthropicError) -> ProviderError:
+        error = _map_error(exc)
+        key = self._settings.anthropic_api_key
+        if key and key in error.message:
+            # Never let a key reach a log or the wire, even if the API echoed it.
+            error = type(error)(error.message.replace(key, "***"), details=error.details)
+        return error
+
+
+def _map_error(exc: anthropic.AnthropicError) -> ProviderError:
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderUnavailableError(
+            "anthropic API call timed out", details={"provider": _PROVIDER, "reason": "timeout"}
+        )
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderUnavailableError(
+            "anthropic API unreachable (connection error)",
+            details={"provider": _PROVIDER, "reason": "connection"},
+        )
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        api_type = exc.type
+        error_class = _class_for_status(status) or _TYPE_ERRORS.get(api_type or "", ProviderError)
+        api_message = exc.api_message or "no error message"
+        request_id = exc.request_id
+        text = f"anthropic API error {status} {api_type or 'unknown_error'}: {api_message}"
+        if request_id:
+            text += f" (request-id {request_id})"
+        return error_class(
+            text,
+            details={
+                "provider": _PROVIDER,
+                "status": status,
+                "api_error_type": api_type,
+                "request_id": request_id,
+            },
+        )
+    return ProviderError(
+        f"anthropic SDK error: {type(exc).__name__}", details={"provider": _PROVIDER}
+    )
+
+
+def _class_for_status(status: int) -> type[ProviderError] | None:
+    if status == 429:
+        return ProviderRateLimitedError
+    if status == 529:
+        return ProviderOverloadedError
+    if status in (401, 403):
+        return ProviderAuthenticationError
+    if status in (408, 409) or status >= 500:
+        return ProviderUnavailableError
+    if 400 <= status < 500:
+        return ProviderBadRequestError
+    return None

@@ -1,0 +1,168 @@
+"""The process-wide model clients: one per provider, created on first use.
+
+Nodes name a provider (or none, meaning the process default) and get the shared
+client, so all nodes of a process share one SDK connection pool per provider. The
+SDK modules are imported only when their provider is first asked for, so a process
+that runs on the mock never loads `anthropic` or `openai`. A provider that fails is
+an error: nothing here falls back to the mock.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from nons.core.types import ModelProvider
+from nons.providers.mock import MockBehaviour, MockClient
+from nons.providers.settings import ProviderSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from nons.providers.base import Completion, CompletionRequest, ModelClient
+
+__all__ = (
+    "aclose_clients",
+    "complete",
+    "configure_providers",
+    "default_provider",
+    "get_model_client",
+    "mock_behaviour",
+    "provider_settings",
+    "reset_providers",
+    "set_client_wrapper",
+)
+
+
+class _Registry:
+    """Mutable state of this module, behind one lock (clients may be asked for from threads)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.settings: ProviderSettings | None = None
+        self.mock: MockBehaviour | None = None
+        self.wrapper: Callable[[ModelClient], ModelClient] | None = None
+        self.clients: dict[ModelProvider, ModelClient] = {}
+        self.retired: list[ModelClient] = []
+        """Clients dropped from the cache but not yet closed (closing needs a loop)."""
+
+    def retire_clients(self) -> None:
+        self.retired.extend(self.clients.values())
+        self.clients.clear()
+
+
+_registry = _Registry()
+
+
+def configure_providers(settings: ProviderSettings, mock: MockBehaviour | None = None) -> None:
+    """Set the provider settings (and mock behaviour) of this process.
+
+    Clients created under earlier settings are dropped from the cache; they are
+    closed by the next `aclose_clients()`.
+    """
+    with _registry.lock:
+        _registry.settings = settings
+        _registry.mock = mock or MockBehaviour()
+        _registry.retire_clients()
+
+
+def reset_providers() -> None:
+    """Forget the settings, the wrapper and the clients, as in a fresh process (tests)."""
+    with _registry.lock:
+        _registry.settings = None
+        _registry.mock = None
+        _registry.wrapper = None
+        _registry.retire_clients()
+
+
+def provider_settings() -> ProviderSettings:
+    """The settings of this process: configured, or read from the environment once."""
+    with _registry.lock:
+        if _registry.settings is None:
+            _registry.settings, _registry.mock = _read_process_environment()
+        return _registry.settings
+
+
+def mock_behaviour() -> MockBehaviour:
+    """The mock's latency and failure settings of this process."""
+    with _registry.lock:
+        provider_settings()
+        if _registry.mock is None:
+            _registry.mock = MockBehaviour()
+        return _registry.mock
+
+
+def default_provider() -> ModelProvider:
+    """The provider of nodes whose `ModelConfig.provider` is None."""
+    return provider_settings().default_provider
+
+
+def get_model_client(provider: ModelProvider | None = None) -> ModelClient:
+    """The shared client of `provider` (the process default when None).
+
+    Raises:
+        ConfigurationError: the provider is not configured (no API key) or its
+            optional SDK is not installed.
+    """
+    with _registry.lock:
+        resolved = provider if provider is not None else default_provider()
+        resolved = ModelProvider(resolved)
+        client = _registry.clients.get(resolved)
+        if client is None:
+            client = _create_client(resolved)
+            if _registry.wrapper is not None:
+                client = _registry.wrapper(client)
+            _registry.clients[resolved] = client
+        return client
+
+
+def set_client_wrapper(wrapper: Callable[[ModelClient], ModelClient] | None) -> None:
+    """Wrap every client created from now on (tracing, metrics); None removes the wrapper.
+
+    The cache is cleared so that no unwrapped client outlives the change.
+    """
+    with _registry.lock:
+        _registry.wrapper = wrapper
+        _registry.retire_clients()
+
+
+async def aclose_clients() -> None:
+    """Close every client this module created and empty the cache."""
+    with _registry.lock:
+        clients = [*_registry.retired, *_registry.clients.values()]
+        _registry.retired.clear()
+        _registry.clients.clear()
+    for client in clients:
+        await client.aclose()
+
+
+async def complete(request: CompletionRequest) -> Completion:
+    """Run `request` on the client of `request.config.provider`.
+
+    Raises:
+        ConfigurationError: as `get_model_client`.
+        ProviderError: as the client's `complete`; never replaced by a mock answer.
+    """
+    client = get_model_client(request.config.provider)
+    return await client.complete(request)
+
+
+def _create_client(provider: ModelProvider) -> ModelClient:
+    settings = provider_settings()
+    if provider is ModelProvider.MOCK:
+        return MockClient(mock_behaviour())
+    if provider is ModelProvider.ANTHROPIC:
+        from nons.providers.anthropic import AnthropicClient
+
+        return AnthropicClient(settings)
+    from nons.providers.openai import OpenAIClient
+
+    return OpenAIClient(settings)
+
+
+def _read_process_environment() -> tuple[ProviderSettings, MockBehaviour]:
+    # The one place below the CLI that reads os.environ: a library user who never
+    # calls configure_providers() gets the documented variables, read once.
+    environ = dict(os.environ)
+    return ProviderSettings.from_env(environ), MockBehaviour.from_env(environ)

@@ -1,0 +1,320 @@
+"""The coordinator: serves `nons.exec.<network>` and runs each request as an execution.
+
+Each network is a NATS micro-service endpoint in the queue group of its subject, so
+several coordinators share the load and `$SRV.INFO`/`STATS` (`nats micro ls`) list
+them. The endpoint handler only hands the message to a task: a subscription runs its
+callbacks one at a time, and an execution lasts as long as its slowest layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+from nats.micro import ServiceConfig, add_service
+from nats.micro.service import EndpointConfig
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+from nons.core.errors import (
+    InvalidRequestError,
+    NodeUnavailableError,
+    PayloadTooLargeError,
+    SpecMismatchError,
+)
+from nons.core.names import exec_subject
+from nons.observability.propagation import extract_context, inject_headers, trace_id_hex
+from nons.runtime.bus import Bus
+from nons.runtime.event_emitter import EventEmitter
+from nons.runtime.execution import ExecutionRunner, ExecutionState, execution_deadline
+from nons.runtime.failures import error_info
+from nons.runtime.messages import (
+    DEPTH_HEADER,
+    EXECUTION_ID_HEADER,
+    FINGERPRINT_HEADER,
+    ExecReply,
+    decode_exec_request,
+    encode,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.micro.request import Request
+    from nats.micro.service import Service
+    from opentelemetry.context import Context
+
+    from nons.core.network import NoN
+
+__all__ = ("Coordinator", "CoordinatorSettings")
+
+logger = logging.getLogger("nons.coordinator")
+
+SERVICE_NAME = "nons-coordinator"
+"""Micro-service name every coordinator registers under."""
+
+
+class CoordinatorSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How a coordinator behaves."""
+
+    events: bool = True
+    """Publish execution events on `nons.events.>`."""
+    max_in_flight: int = 10_000
+    """Executions at once; beyond it requests get a `node_unavailable`-style refusal."""
+    drain_timeout_s: float = 30.0
+    """How long shutdown waits for executions in flight."""
+    version: str = "0.1.0"
+    """Version reported to service discovery."""
+
+
+class Coordinator:
+    """Serves the exec subjects of some networks (and of their sub-networks).
+
+    Use as an async context manager; on exit it stops taking requests and drains.
+    """
+
+    def __init__(
+        self,
+        nc: Client,
+        networks: Iterable[NoN],
+        settings: CoordinatorSettings | None = None,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self.nc = nc
+        self.settings = settings or CoordinatorSettings()
+        self.networks: dict[str, NoN] = {}
+        for network in networks:
+            for member in network.networks():
+                self._add(member)
+        self.bus = Bus(nc)
+        self.tracer = trace.get_tracer("nons.coordinator", tracer_provider=tracer_provider)
+        self._service: Service | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.completed = 0
+        self.failed = 0
+
+    def _add(self, network: NoN) -> None:
+        known = self.networks.get(network.name)
+        if known is not None and known.fingerprint != network.fingerprint:
+            raise SpecMismatchError(
+                f"two different networks are named {network.name!r} in one coordinator"
+            )
+        self.networks[network.name] = network
+
+    @property
+    def in_flight(self) -> int:
+        """Executions running now."""
+        return len(self._tasks)
+
+    async def __aenter__(self) -> Coordinator:
+        await self.bus.start()
+        self._service = await add_service(
+            self.nc,
+            ServiceConfig(
+                name=SERVICE_NAME,
+                version=self.settings.version,
+                description="NoN coordinator: runs networks layer by layer",
+                metadata={"networks": ",".join(sorted(self.networks))},
+                stats_handler=self._stats,
+            ),
+        )
+        for name, network in self.networks.items():
+            subject = exec_subject(name)
+            await self._service.add_endpoint(
+                EndpointConfig(
+                    name=name,
+                    subject=subject,
+                    queue_group=subject,
+                    handler=self._on_request,
+                    metadata={
+                        "fingerprint": network.fingerprint,
+                        "layers": str(len(network.layers)),
+                    },
+                )
+            )
+        await self.nc.flush()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop taking requests, let executions in flight finish (bounded), then close."""
+        if self._service is not None:
+            await self._service.stop()
+            self._service = None
+        if self._tasks:
+            with anyio.move_on_after(self.settings.drain_timeout_s):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.bus.close()
+
+    def _stats(self, endpoint: Any) -> dict[str, Any]:
+        return {
+            "in_flight": self.in_flight,
+            "completed": self.completed,
+            "failed": self.failed,
+            "late_replies": self.bus.late_replies,
+        }
+
+    async def _on_request(self, request: Request) -> None:
+        msg = request._msg
+        if len(self._tasks) >= self.settings.max_in_flight:
+            await self._reply(
+                msg,
+                self._refusal(
+                    msg,
+                    NodeUnavailableError(
+                        f"coordinator saturated "
+                        f"({self.settings.max_in_flight} executions in flight)"
+                    ),
+                ),
+            )
+            return
+        task = asyncio.get_running_loop().create_task(self._serve(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, msg: Msg) -> None:
+        try:
+            reply = await self._execute(msg)
+        except Exception as exc:  # the boundary: answer, log, keep serving
+            reply = self._refusal(msg, exc)
+        if reply.status == "failed":
+            self.failed += 1
+        else:
+            self.completed += 1
+        await self._reply(msg, reply)
+
+    async def _execute(self, msg: Msg) -> ExecReply:
+        network = self.networks[msg.subject.rsplit(".", 1)[-1]]
+        headers = msg.headers or {}
+        parent = extract_context(headers)
+        with self.tracer.start_as_current_span(
+            f"process {msg.subject}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": msg.subject,
+                "messaging.operation.type": "process",
+                "nons.network": network.name,
+            },
+        ) as recorded:
+            with trace.use_span(_traceable(recorded, parent), end_on_exit=False) as span:
+                return await self._run(msg, network, headers, span)
+
+    async def _run(
+        self, msg: Msg, network: NoN, headers: dict[str, str], span: trace.Span
+    ) -> ExecReply:
+        trace_id = trace_id_hex(span)
+        try:
+            request = decode_exec_request(msg.data)
+            _check_fingerprint(network, headers)
+        except (InvalidRequestError, SpecMismatchError) as exc:
+            span.set_attribute("error.type", exc.type)
+            return self._refusal(msg, exc, trace_id=trace_id, network=network.name)
+        execution_id = request.execution_id or uuid.uuid4().hex
+        span.set_attribute("nons.execution_id", execution_id)
+        now = time.time()
+        state = ExecutionState(
+            execution_id=execution_id,
+            network=network.name,
+            fingerprint=network.fingerprint,
+            input=request.input,
+            started_at=now,
+            deadline=execution_deadline(
+                now, request.timeout_s, network.network_config.global_timeout_seconds
+            ),
+            depth=_depth(headers),
+            budget_usd=request.budget_usd or network.network_config.budget_usd,
+            metadata=request.metadata,
+            trace_id=trace_id,
+        )
+        events = EventEmitter(
+            self.bus, network.name, execution_id, trace_id, enabled=self.settings.events
+        )
+        runner = ExecutionRunner(network, state, self.bus, events, self.tracer)
+        return await runner.run(span)
+
+    def _refusal(
+        self,
+        msg: Msg,
+        exc: BaseException,
+        *,
+        trace_id: str | None = None,
+        network: str | None = None,
+    ) -> ExecReply:
+        headers = msg.headers or {}
+        return ExecReply(
+            execution_id=headers.get(EXECUTION_ID_HEADER, "") or uuid.uuid4().hex,
+            network=network or msg.subject.rsplit(".", 1)[-1],
+            status="failed",
+            error=error_info(exc),
+            trace_id=trace_id,
+        )
+
+    async def _reply(self, msg: Msg, reply: ExecReply) -> None:
+        if not msg.reply:
+            logger.info(
+                "execution %s had no reply subject (published, not requested)", reply.execution_id
+            )
+            return
+        headers = inject_headers({EXECUTION_ID_HEADER: reply.execution_id})
+        payload = encode(reply)
+        try:
+            await self.bus.publish(msg.reply, payload, headers)
+        except PayloadTooLargeError as exc:
+            too_large = msgspec.structs.replace(
+                reply, status="failed", output=None, layers=[], error=error_info(exc)
+            )
+            await self.bus.publish(msg.reply, encode(too_large), headers)
+
+
+def _traceable(span: trace.Span, parent: Context) -> trace.Span:
+    """The span, or a non-recording stand-in with fresh ids when no SDK is installed.
+
+    Without an OpenTelemetry SDK every span is invalid and carries no trace id; the
+    stand-in gives the execution a trace id (in the reply, events and headers) at the
+    cost of two random numbers, and is unsampled so no collector is misled.
+    """
+    if span.get_span_context().is_valid:
+        return span
+    inherited = trace.get_current_span(parent).get_span_context()
+    trace_id = inherited.trace_id if inherited.is_valid else random.getrandbits(128)
+    return NonRecordingSpan(
+        SpanContext(
+            trace_id=trace_id or 1,
+            span_id=random.getrandbits(64) or 1,
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.DEFAULT),
+        )
+    )
+
+
+def _check_fingerprint(network: NoN, headers: dict[str, str]) -> None:
+    expected = headers.get(FINGERPRINT_HEADER)
+    if expected and expected != network.fingerprint:
+        raise SpecMismatchError(
+            f"network {network.name!r} served here has fingerprint {network.fingerprint}, "
+            f"the caller expects {expected}: two different definitions share one name",
+            details={"network": network.name, "served": network.fingerprint, "expected": expected},
+        )
+
+
+def _depth(headers: dict[str, str]) -> int:
+    try:
+        return max(int(headers.get(DEPTH_HEADER, "0")), 0)
+    except ValueError:
+        return 0

@@ -1,0 +1,61 @@
+"""Publishes one execution's events, in order, with its trace context in the headers.
+
+All events of an execution leave the coordinator over one connection, so NATS keeps
+their order. A failure to publish an event is logged and counted; it never breaks
+the execution it describes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+
+from nons.core.names import event_subject
+from nons.observability.events import Event, encode_event
+from nons.observability.propagation import inject_headers, span_id_hex
+from nons.runtime.messages import EXECUTION_ID_HEADER
+
+if TYPE_CHECKING:
+    from nons.runtime.bus import Bus
+
+__all__ = ("EventEmitter",)
+
+logger = logging.getLogger("nons.events")
+
+
+class EventEmitter:
+    """Builds and publishes the events of one execution (or does nothing when disabled)."""
+
+    def __init__(
+        self, bus: Bus, network: str, execution_id: str, trace_id: str | None, *, enabled: bool
+    ) -> None:
+        self.bus = bus
+        self.network = network
+        self.execution_id = execution_id
+        self.trace_id = trace_id
+        self.enabled = enabled
+        self.failures = 0
+
+    async def emit(self, event_class: type[Event], **fields: Any) -> None:
+        """Publish one event; the common fields are filled in here."""
+        if not self.enabled:
+            return
+        span = trace.get_current_span()
+        event = event_class(
+            ts=time.time(),
+            network=self.network,
+            execution_id=self.execution_id,
+            trace_id=self.trace_id,
+            span_id=span_id_hex(span),
+            **fields,
+        )
+        subject = event_subject(self.network, self.execution_id, event.type)
+        headers = inject_headers({EXECUTION_ID_HEADER: self.execution_id})
+        try:
+            await self.bus.publish(subject, encode_event(event), headers)
+        except Exception:
+            self.failures += 1
+            logger.warning("could not publish %s on %s", event.type, subject, exc_info=True)

@@ -1,0 +1,208 @@
+"""Wire messages of the exec and node subjects, their codecs and the request decoder.
+
+Codecs are built once at import; the exec request decoder accepts what any NATS client
+may send (`nats req nons.exec.triage "some text"`) and turns anything malformed into a
+typed `InvalidRequestError` instead of an exception in a subscription callback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from nons.core.errors import InvalidNameError, InvalidRequestError
+from nons.core.names import validate_token
+from nons.core.results import ErrorInfo, ExecutionStatus, LayerResult, NodeResult
+from nons.core.types import ModelConfig, TokenUsage
+
+__all__ = (
+    "DEPTH_HEADER",
+    "EXECUTION_ID_HEADER",
+    "FINGERPRINT_HEADER",
+    "ExecReply",
+    "ExecRequest",
+    "NodeCall",
+    "decode_exec_reply",
+    "decode_exec_request",
+    "decode_node_call",
+    "decode_node_reply",
+    "encode",
+)
+
+EXECUTION_ID_HEADER = "Nons-Execution-Id"
+"""Header carrying the execution id on every message of an execution."""
+
+FINGERPRINT_HEADER = "Nons-Spec-Fingerprint"
+"""Header a caller may set to insist on one definition of the network."""
+
+DEPTH_HEADER = "Nons-Depth"
+"""Header carrying how deep a sub-network call is nested."""
+
+
+class ExecRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A request on `nons.exec.<network>`."""
+
+    input: Any
+    """The network's input: text or any JSON value."""
+    execution_id: str | None = None
+    """Caller-chosen id (a subject token); generated when absent."""
+    budget_usd: float | None = None
+    """Spending limit of this execution."""
+    timeout_s: float | None = None
+    """Deadline of this execution in seconds."""
+    metadata: dict[str, str] | None = None
+    """Caller's labels, echoed in events."""
+
+    def __post_init__(self) -> None:
+        if self.execution_id is not None and not _is_token(self.execution_id):
+            raise ValueError("execution_id must be 1-128 letters, digits, '-' or '_'")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise ValueError("timeout_s must be positive")
+        if self.budget_usd is not None and not self.budget_usd >= 0:
+            raise ValueError("budget_usd must be >= 0")
+
+
+class ExecReply(msgspec.Struct, frozen=True, kw_only=True):
+    """The reply on `nons.exec.<network>`, whatever happened."""
+
+    execution_id: str
+    """Id of the execution."""
+    network: str
+    """Name of the network."""
+    status: ExecutionStatus
+    """`completed`, `failed` or `partial`."""
+    output: Any = None
+    """The last layer's output (`None` when failed)."""
+    usage: TokenUsage = TokenUsage()
+    """Tokens of all node calls."""
+    cost_usd: float = 0.0
+    """Cost of all node calls."""
+    duration_ms: float = 0.0
+    """Wall time at the coordinator."""
+    error: ErrorInfo | None = None
+    """Why it failed or is partial."""
+    trace_id: str | None = None
+    """W3C trace id of the execution."""
+    is_mock: bool = False
+    """True when any output came from the offline mock provider."""
+    layers: list[LayerResult] = msgspec.field(default_factory=list)
+    """Per-layer results."""
+
+
+class NodeCall(msgspec.Struct, frozen=True, kw_only=True):
+    """A request on `nons.node.<network>.<node_id>`: run the node once."""
+
+    network: str
+    """Network name."""
+    node_id: str
+    """Node to run."""
+    fingerprint: str
+    """Spec fingerprint the coordinator holds; an actor holding another refuses."""
+    execution_id: str
+    """Execution the call belongs to."""
+    layer_index: int
+    """Layer of the node."""
+    attempt: int = 1
+    """1 for the first try, then 2, 3..."""
+    input: Any = None
+    """The node's input."""
+    timeout_s: float | None = None
+    """Time the coordinator will wait; the actor gives up after it too."""
+    model: ModelConfig | None = None
+    """Model override (fallback model, cost-based routing)."""
+
+
+_ENCODER = msgspec.json.Encoder()
+_REQUEST_DECODER = msgspec.json.Decoder(ExecRequest)
+_ANY_DECODER = msgspec.json.Decoder()
+_NODE_CALL_DECODER = msgspec.json.Decoder(NodeCall)
+_NODE_REPLY_DECODER = msgspec.json.Decoder(NodeResult)
+_EXEC_REPLY_DECODER = msgspec.json.Decoder(ExecReply)
+
+
+def encode(message: object) -> bytes:
+    """JSON bytes of any wire message."""
+    return _ENCODER.encode(message)
+
+
+def decode_exec_request(payload: bytes) -> ExecRequest:
+    """Decode what a client sent on `nons.exec.<network>`.
+
+    A JSON object with an `input` key is a request; any other payload (plain text,
+    another JSON value, an object without `input`) is the input itself.
+
+    Raises:
+        InvalidRequestError: empty payload, invalid UTF-8, or a request object whose
+            fields have wrong types or are unknown.
+    """
+    if not payload:
+        raise InvalidRequestError("empty request: send the input as text or JSON")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError(
+            f"request is not valid UTF-8 (byte {exc.start})", details={"position": exc.start}
+        ) from None
+    if payload[:1] == b"{":
+        try:
+            return _REQUEST_DECODER.decode(payload)
+        except msgspec.ValidationError as exc:
+            value = _decode_any(payload, text)
+            if isinstance(value, dict) and "input" in value:
+                raise InvalidRequestError(f"invalid request: {exc}") from None
+            return ExecRequest(input=value)
+        except msgspec.DecodeError as exc:
+            raise InvalidRequestError(f"request looks like JSON but is malformed: {exc}") from None
+    return ExecRequest(input=_decode_any(payload, text))
+
+
+def decode_exec_reply(payload: bytes) -> ExecReply:
+    """Decode a coordinator's reply.
+
+    Raises:
+        InvalidRequestError: the payload is not an exec reply.
+    """
+    try:
+        return _EXEC_REPLY_DECODER.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidRequestError(f"malformed exec reply: {exc}") from None
+
+
+def decode_node_call(payload: bytes) -> NodeCall:
+    """Decode a node call.
+
+    Raises:
+        InvalidRequestError: naming the field that is wrong.
+    """
+    try:
+        return _NODE_CALL_DECODER.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidRequestError(f"malformed node call: {exc}") from None
+
+
+def decode_node_reply(payload: bytes) -> NodeResult:
+    """Decode an actor's reply.
+
+    Raises:
+        InvalidRequestError: the payload is not a node result.
+    """
+    try:
+        return _NODE_REPLY_DECODER.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidRequestError(f"malformed node reply: {exc}") from None
+
+
+def _is_token(value: str) -> bool:
+    try:
+        validate_token(value)
+    except InvalidNameError:
+        return False
+    return True
+
+
+def _decode_any(payload: bytes, text: str) -> Any:
+    try:
+        return _ANY_DECODER.decode(payload)
+    except msgspec.DecodeError:
+        return text

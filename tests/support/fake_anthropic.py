@@ -1,0 +1,189 @@
+"""A local fake of the Anthropic Messages API (`POST /v1/messages`) for the real SDK.
+
+Point `anthropic.AsyncAnthropic(base_url=fake.base_url)` at it. It answers from a
+queue of scripted responses (status, JSON body, headers), then with a default
+message; it records every request; and it turns a 200 message into the SSE event
+sequence of the streaming API when the request says `"stream": true`.
+
+    with FakeAnthropic() as fake:
+        fake.enqueue(error_response(429, "rate_limit_error", "slow down"))
+        ...  # call the SDK with base_url=fake.base_url
+        assert len(fake.requests) == 2
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.fake_http import FakeHttpServer, RecordedRequest, ScriptedResponse, SseEvent
+
+__all__ = (
+    "DEFAULT_TEXT",
+    "FakeAnthropic",
+    "error_response",
+    "message_body",
+    "message_response",
+    "stream_events",
+)
+
+DEFAULT_TEXT = "Hello from the fake Messages API."
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+
+def message_body(
+    text: str = DEFAULT_TEXT,
+    *,
+    model: str = "claude-haiku-4-5-20251001",
+    input_tokens: int = 12,
+    output_tokens: int = 7,
+    cache_read_input_tokens: int | None = 100,
+    cache_creation_input_tokens: int | None = 20,
+    stop_reason: str = "end_turn",
+    message_id: str = "msg_fake_0001",
+) -> dict[str, Any]:
+    """A Messages API response body with one text block."""
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_read_input_tokens": cache_read_input_tokens,
+            "cache_creation_input_tokens": cache_creation_input_tokens,
+        },
+    }
+
+
+def message_response(text: str = DEFAULT_TEXT, **fields: Any) -> ScriptedResponse:
+    """A 200 answer carrying `message_body(text, **fields)`."""
+    return ScriptedResponse(status=200, body=message_body(text, **fields))
+
+
+def error_response(
+    status: int,
+    error_type: str | None = None,
+    message: str = "scripted failure",
+    *,
+    headers: dict[str, str] | None = None,
+) -> ScriptedResponse:
+    """An API error envelope; `retry-after: 0` (and 1 ms) keeps SDK retries fast."""
+    all_headers = {"retry-after": "0", "retry-after-ms": "1", "request-id": f"req_fake_{status}"}
+    all_headers.update(headers or {})
+    return ScriptedResponse(
+        status=status,
+        body={
+            "type": "error",
+            "error": {
+                "type": error_type or _ERROR_TYPES.get(status, "api_error"),
+                "message": message,
+            },
+        },
+        headers=all_headers,
+    )
+
+
+def stream_events(body: dict[str, Any], chunk_size: int = 6) -> tuple[SseEvent, ...]:
+    """The SSE sequence the streaming API sends for the message `body`."""
+    usage = body["usage"]
+    text = "".join(block["text"] for block in body["content"] if block["type"] == "text")
+    start_message = {
+        **body,
+        "content": [],
+        "stop_reason": None,
+        "usage": {**usage, "output_tokens": 1},
+    }
+    events = [
+        SseEvent("message_start", {"type": "message_start", "message": start_message}),
+        SseEvent(
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
+        SseEvent("ping", {"type": "ping"}),
+    ]
+    for start in range(0, len(text), chunk_size):
+        events.append(
+            SseEvent(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": text[start : start + chunk_size]},
+                },
+            )
+        )
+    events += [
+        SseEvent("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        SseEvent(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": body["stop_reason"], "stop_sequence": None},
+                "usage": {"output_tokens": usage["output_tokens"]},
+            },
+        ),
+        SseEvent("message_stop", {"type": "message_stop"}),
+    ]
+    return tuple(events)
+
+
+class FakeAnthropic(FakeHttpServer):
+    """The fake Messages API; `base_url` is what the SDK takes.
+
+    With `api_key`, a request that carries neither `x-api-key: <key>` nor
+    `authorization: Bearer <key>` (SDK 2.x sends the latter) gets a 401.
+    """
+
+    def __init__(self, api_key: str | None = None) -> None:
+        super().__init__()
+        self.api_key = api_key
+
+    @property
+    def base_url(self) -> str:
+        return self.origin
+
+    @property
+    def message_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.startswith("/v1/messages")]
+
+    def route(self, request: RecordedRequest) -> ScriptedResponse:
+        if not request.path.startswith("/v1/messages"):
+            self.requests.append(request)
+            return error_response(404, message=f"no route {request.path}")
+        if self.api_key is not None and self.api_key not in (
+            request.headers.get("x-api-key"),
+            request.headers.get("authorization", "").removeprefix("Bearer "),
+        ):
+            self.requests.append(request)
+            return error_response(401, message="invalid x-api-key")
+        response = super().route(request)
+        wants_stream = isinstance(request.body, dict) and request.body.get("stream") is True
+        if wants_stream and response.status == 200 and response.events is None and response.body:
+            return ScriptedResponse(
+                status=200, headers=response.headers, events=stream_events(response.body)
+            )
+        return response
+
+    def default_response(self, request: RecordedRequest) -> ScriptedResponse:
+        model = "claude-haiku-4-5-20251001"
+        if isinstance(request.body, dict) and isinstance(request.body.get("model"), str):
+            model = request.body["model"]
+        return message_response(model=model)
