@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from nats.micro import ServiceConfig, add_service
-from nats.micro.service import EndpointConfig
+from nats.micro import add_service
+from nats.micro.service import EndpointConfig, ServiceConfig
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 

@@ -90,7 +90,7 @@ class NoN:
             _place_layer(index, layer) for index, layer in enumerate(layers)
         ]
         self._subscribers: dict[str, list[EventCallback]] = {}
-        chosen = name or network_id
+        chosen = name if name is not None else network_id
         if chosen is None:
             anonymous = NetworkSpec(
                 name="non",
@@ -219,12 +219,11 @@ class NoN:
         Raises:
             ExecutionError: the typed error of a failed execution (`.result` holds it).
         """
-        if isinstance(input, ExecutionResult):
-            input = input.output
+        value: Content = input.output if isinstance(input, ExecutionResult) else input
         executor = client or await _default_executor()
         result = await executor.run_network(
             self,
-            input,
+            value,
             execution_id=execution_id,
             timeout_s=timeout_s,
             budget_usd=budget_usd,

@@ -89,12 +89,13 @@ class Node:
     def clone(self, new_node_id: str | None = None) -> Node:
         """A copy with the same configuration, under `new_node_id` when given."""
         copy = Node(
-            self.operator_name,
+            self._definition.function,
             self.model_config,
             self.additional_prompt_context,
             arguments=self.arguments,
-            **({"fallback_output": self.fallback_output} if self.has_fallback_output else {}),
         )
+        copy.has_fallback_output = self.has_fallback_output
+        copy.fallback_output = self.fallback_output
         copy.node_id = validate_token(new_node_id or self.node_id, "node id")
         copy._explicit_id = self._explicit_id if new_node_id is None else True
         return copy

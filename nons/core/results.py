@@ -50,7 +50,7 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     def to_exception(self) -> ExecutionError:
         """Rebuild the typed exception (the base class when the type is unknown here)."""
         error_class = error_class_for(self.type)
-        exc = ExecutionError.__new__(error_class)
+        exc = error_class.__new__(error_class)
         ExecutionError.__init__(exc, self.message, details=self.details)
         for name in ("operator", "direction", "field", "rule"):
             if name in self.details:

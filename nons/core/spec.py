@@ -134,21 +134,21 @@ def load_spec(path: str | Path) -> NetworkSpec:
         SpecError: for an unreadable file, unknown extension or invalid content.
     """
     file = Path(path)
+    if file.suffix not in (".json", ".yaml", ".yml"):
+        raise SpecError(f"spec file {file} must end in .json, .yaml or .yml")
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read spec file {file}: {exc.strerror}") from exc
     if file.suffix == ".json":
         return decode_spec(text)
-    if file.suffix in (".yaml", ".yml"):
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SpecError(f"spec file {file} is not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise SpecError(f"spec file {file} must hold a mapping at the top level")
-        return decode_spec(data)
-    raise SpecError(f"spec file {file} must end in .json, .yaml or .yml")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"spec file {file} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"spec file {file} must hold a mapping at the top level")
+    return decode_spec(data)
 
 
 def save_spec(spec: NetworkSpec, path: str | Path) -> None:

@@ -20,6 +20,7 @@ import msgspec
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from nons.core.errors import (
+    ExecutionError,
     ExecutionTimeoutError,
     InvalidRequestError,
     LayerTimeoutError,
@@ -28,6 +29,7 @@ from nons.core.errors import (
 )
 from nons.core.layer import Layer, LayerMember, NetworkNode
 from nons.core.names import exec_subject, node_subject
+from nons.core.node import Node
 from nons.core.results import ErrorInfo, ExecutionStatus, LayerResult, NodeResult
 from nons.core.types import CostInfo, ErrorPolicy, TokenUsage
 from nons.observability.events import (
@@ -239,6 +241,7 @@ class ExecutionRunner:
         """The result of a node that had no answer when its layer stopped waiting."""
         now = time.time()
         details = {"layer_index": context.index, "node_id": node.node_id}
+        error: ExecutionError
         if now >= self.state.deadline - 1e-3:
             error = ExecutionTimeoutError(
                 f"execution ran out of time in layer {context.index} waiting for "
@@ -338,14 +341,14 @@ class ExecutionRunner:
 
     @staticmethod
     def _final_failure(node: LayerMember, result: NodeResult, attempt: int) -> NodeResult:
-        if getattr(node, "has_fallback_output", False):
+        if isinstance(node, Node) and node.has_fallback_output:
             return NodeResult(
                 node_id=node.node_id,
                 operator=node.operator_name,
                 status="fallback",
                 output=node.fallback_output,
                 error=result.error,
-                attempts=attempt,  # type: ignore[union-attr]
+                attempts=attempt,
             )
         return msgspec.structs.replace(result, attempts=attempt)
 

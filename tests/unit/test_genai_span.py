@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from opentelemetry import trace
@@ -13,6 +13,9 @@ from nons.core.errors import ProviderRateLimitedError
 from nons.core.types import CostInfo, ModelConfig, TokenUsage
 from nons.observability.genai import TracedModelClient, genai_provider_name
 from nons.providers.base import Completion, CompletionRequest, ModelClient
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SECRET = "sk-ant-secret-key"
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from nons.observability.propagation import (
     extract_context,
@@ -12,6 +12,9 @@ from nons.observability.propagation import (
     span_id_hex,
     trace_id_hex,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @pytest.fixture
@@ -30,10 +33,12 @@ def test_round_trip_keeps_trace_and_parent(tracer: trace.Tracer) -> None:
     context = extract_context(headers)
     assert trace_id_hex(context) == trace_id_hex(span)
     assert span_id_hex(context) == span_id_hex(span)
-    with tracer.start_as_current_span("process", context=context) as child:
-        assert trace_id_hex(child) == trace_id_hex(span)
-        assert child.parent is not None
-        assert child.parent.span_id == span.get_span_context().span_id
+    child = tracer.start_span("process", context=context)
+    child.end()
+    assert isinstance(child, ReadableSpan)
+    assert trace_id_hex(child) == trace_id_hex(span)
+    assert child.parent is not None
+    assert child.parent.span_id == span.get_span_context().span_id
 
 
 def test_explicit_context_is_injected(tracer: trace.Tracer) -> None:
@@ -79,9 +84,11 @@ def test_missing_or_invalid_header_gives_no_parent(
     context = extract_context(headers)
     assert trace_id_hex(context) is None
     assert span_id_hex(context) is None
-    with tracer.start_as_current_span("root", context=context) as span:
-        assert span.parent is None  # type: ignore[attr-defined]
-        assert trace_id_hex(span) is not None
+    span = tracer.start_span("root", context=context)
+    span.end()
+    assert isinstance(span, ReadableSpan)
+    assert span.parent is None
+    assert trace_id_hex(span) is not None
 
 
 def test_no_current_span_injects_nothing() -> None:

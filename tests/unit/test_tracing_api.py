@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from opentelemetry import trace
@@ -17,6 +17,9 @@ from nons.observability.tracing import (
     coerce_attribute,
     get_tracer,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @pytest.fixture
@@ -121,10 +124,17 @@ def test_finish_span_and_set_error(tracer: NonsTracer, exporter: InMemorySpanExp
 async def test_async_context_manager_records_exception(
     tracer: NonsTracer, exporter: InMemorySpanExporter
 ) -> None:
-    with pytest.raises(ValueError, match="bad input"):
+    current: list[trace.Span] = []
+
+    async def operation() -> None:
         async with tracer.start_span("async_op", SpanKind.OPERATOR) as span:
-            assert trace.get_current_span() is span.otel_span
+            current.append(trace.get_current_span())
+            assert current[0] is span.otel_span
             raise ValueError("bad input")
+
+    with pytest.raises(ValueError, match="bad input"):
+        await operation()
+    assert len(current) == 1
     finished = by_name(exporter)["async_op"]
     assert finished.status.status_code is StatusCode.ERROR
     attrs = dict(finished.attributes or {})
