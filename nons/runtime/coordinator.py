@@ -32,6 +32,7 @@ from nons.core.names import exec_subject
 from nons.observability.propagation import extract_context, inject_headers, trace_id_hex
 from nons.runtime.bus import Bus
 from nons.runtime.event_emitter import EventEmitter
+from nons.runtime.event_store import ensure_event_stream
 from nons.runtime.execution import ExecutionRunner, ExecutionState, execution_deadline
 from nons.runtime.failures import error_info
 from nons.runtime.messages import (
@@ -69,6 +70,8 @@ class CoordinatorSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Publish execution events on `nons.events.>`."""
     max_in_flight: int = 10_000
     """Executions at once; beyond it requests get a `node_unavailable`-style refusal."""
+    record_events: bool = True
+    """Also record events in the JetStream stream `NONS_EVENTS` (for `nons trace`)."""
     drain_timeout_s: float = 30.0
     """How long shutdown waits for executions in flight."""
     version: str = "0.1.0"
@@ -117,6 +120,8 @@ class Coordinator:
 
     async def __aenter__(self) -> Coordinator:
         await self.bus.start()
+        if self.settings.events and self.settings.record_events:
+            await ensure_event_stream(self.nc)
         self._service = await add_service(
             self.nc,
             ServiceConfig(

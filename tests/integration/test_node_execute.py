@@ -20,8 +20,12 @@ API_KEY = "sk-ant-node-test-SECRET"
 def fake() -> Iterator[FakeAnthropic]:
     with FakeAnthropic() as server:
         registry.configure_providers(
-            ProviderSettings(anthropic_api_key=API_KEY, anthropic_base_url=server.base_url,
-                             max_retries=0, default_provider=ModelProvider.ANTHROPIC)
+            ProviderSettings(
+                anthropic_api_key=API_KEY,
+                anthropic_base_url=server.base_url,
+                max_retries=0,
+                default_provider=ModelProvider.ANTHROPIC,
+            )
         )
         try:
             yield server
@@ -30,7 +34,9 @@ def fake() -> Iterator[FakeAnthropic]:
 
 
 async def test_node_executes_on_the_mock_provider() -> None:
-    node = Node("classify", ModelConfig(provider=ModelProvider.MOCK), categories=["bug", "question"])
+    node = Node(
+        "classify", ModelConfig(provider=ModelProvider.MOCK), categories=["bug", "question"]
+    )
     result = await node.execute("the app crashes on start")
     assert result.output["category"] in ("bug", "question")
     assert result.is_mock and result.provider == "mock"
@@ -39,8 +45,11 @@ async def test_node_executes_on_the_mock_provider() -> None:
 
 async def test_node_executes_on_the_fake_anthropic_server(fake: FakeAnthropic) -> None:
     fake.enqueue(message_response("Cleaned text.", model="claude-haiku-4-5"))
-    node = Node("transform", ModelConfig(provider=ModelProvider.ANTHROPIC, model_name="claude-haiku-4-5"),
-                additional_prompt_context="Keep it short.")
+    node = Node(
+        "transform",
+        ModelConfig(provider=ModelProvider.ANTHROPIC, model_name="claude-haiku-4-5"),
+        additional_prompt_context="Keep it short.",
+    )
     result = await node.execute("  messy   TEXT ")
     assert result.output == "Cleaned text."
     assert not result.is_mock and result.provider == "anthropic"

@@ -22,10 +22,25 @@ def test_core_imports_no_transport_sdk_or_telemetry() -> None:
 
 def test_top_level_exports_are_pinned() -> None:
     assert set(nons.__all__) == {
-        "ConfigurationError", "ErrorPolicy", "ExecutionError", "ExecutionResult", "Layer",
-        "LayerConfig", "LayerResult", "ModelConfig", "ModelProvider", "NetworkConfig", "NoN",
-        "Node", "NodeResult", "NonsError", "__version__", "connect", "get_operator",
-        "list_operators", "operator",
+        "ConfigurationError",
+        "ErrorPolicy",
+        "ExecutionError",
+        "ExecutionResult",
+        "Layer",
+        "LayerConfig",
+        "LayerResult",
+        "ModelConfig",
+        "ModelProvider",
+        "NetworkConfig",
+        "NoN",
+        "Node",
+        "NodeResult",
+        "NonsError",
+        "__version__",
+        "connect",
+        "get_operator",
+        "list_operators",
+        "operator",
     }
     for name in nons.__all__:
         assert hasattr(nons, name), name
@@ -47,6 +62,19 @@ def test_documented_import_paths_exist() -> None:
     )
     from nons.operators.registry import get_operator, list_operators, operator  # noqa: F401
 
-    assert {"transform", "generate", "classify", "extract", "condense", "expand", "compare",
-            "validate", "route", "synthesize", "pack_candidates", "extract_winners",
-            "majority", "select_by_id"} <= set(list_operators())
+    assert {
+        "transform",
+        "generate",
+        "classify",
+        "extract",
+        "condense",
+        "expand",
+        "compare",
+        "validate",
+        "route",
+        "synthesize",
+        "pack_candidates",
+        "extract_winners",
+        "majority",
+        "select_by_id",
+    } <= set(list_operators())

@@ -44,8 +44,13 @@ def test_network_node_ids_depend_only_on_position() -> None:
     first, second = build(), build()
     ids = [node.node_id for _, node in first.nodes()]
     assert ids == [
-        "l0-transform", "l1-generate-0", "l1-generate-1", "l1-generate-2",
-        "l2-classify-0", "l2-classify-1", "l3-synthesize",
+        "l0-transform",
+        "l1-generate-0",
+        "l1-generate-1",
+        "l1-generate-2",
+        "l2-classify-0",
+        "l2-classify-1",
+        "l3-synthesize",
     ]
     assert ids == [node.node_id for _, node in second.nodes()]
     assert first.fingerprint == second.fingerprint
@@ -118,7 +123,9 @@ def test_spec_files_round_trip(tmp_path: Path, suffix: str) -> None:
             Node("generate", additional_prompt_context="be brief") * 2,
         ],
         name="files",
-        layer_config=LayerConfig(error_policy=ErrorPolicy.RETURN_PARTIAL, min_success_threshold=0.5),
+        layer_config=LayerConfig(
+            error_policy=ErrorPolicy.RETURN_PARTIAL, min_success_threshold=0.5
+        ),
     )
     path = tmp_path / f"net{suffix}"
     net.save(path)
@@ -132,14 +139,16 @@ def test_custom_operator_travels_as_a_module_path() -> None:
     from tests.support import custom_ops
 
     operator_name = next(
-        name for name in dir(custom_ops)
-        if hasattr(getattr(custom_ops, name), "__nons_operator__")
+        name for name in dir(custom_ops) if hasattr(getattr(custom_ops, name), "__nons_operator__")
     )
     net = NoN.from_operators([operator_name], name="custom")
     spec = net.to_spec().layers[0].nodes[0]
     assert spec.operator_module == "tests.support.custom_ops"
     assert NoN.from_spec(net.to_spec()).fingerprint == net.fingerprint
-    assert NoN.from_operators(["generate"], name="b").to_spec().layers[0].nodes[0].operator_module is None
+    assert (
+        NoN.from_operators(["generate"], name="b").to_spec().layers[0].nodes[0].operator_module
+        is None
+    )
 
 
 def test_spec_errors_name_the_problem(tmp_path: Path) -> None:
@@ -176,33 +185,43 @@ def test_usage_and_cost_add_up() -> None:
     a = TokenUsage(prompt_tokens=10, completion_tokens=5, cache_read_tokens=2)
     b = TokenUsage(prompt_tokens=1, completion_tokens=1)
     assert (a + b).total_tokens == 19
-    assert (CostInfo(input_cost_usd=0.5, output_cost_usd=0.25) + CostInfo(input_cost_usd=0.25)
-            ).total_cost_usd == pytest.approx(1.0)
+    assert (
+        CostInfo(input_cost_usd=0.5, output_cost_usd=0.25) + CostInfo(input_cost_usd=0.25)
+    ).total_cost_usd == pytest.approx(1.0)
     layer = LayerResult(
-        layer_index=0, status="completed",
-        nodes=[NodeResult(node_id="a", operator="x", output=1, usage=a),
-               NodeResult(node_id="b", operator="x", output=2, usage=b)],
+        layer_index=0,
+        status="completed",
+        nodes=[
+            NodeResult(node_id="a", operator="x", output=1, usage=a),
+            NodeResult(node_id="b", operator="x", output=2, usage=b),
+        ],
     )
     assert layer.usage.total_tokens == 19
     assert layer.output == [1, 2]
-    single = LayerResult(layer_index=1, status="completed",
-                         nodes=[NodeResult(node_id="c", operator="x", output="only")])
+    single = LayerResult(
+        layer_index=1,
+        status="completed",
+        nodes=[NodeResult(node_id="c", operator="x", output="only")],
+    )
     assert single.output == "only"
 
 
 def test_failed_result_raises_its_typed_error() -> None:
     result = ExecutionResult(
-        output=None, status="failed",
+        output=None,
+        status="failed",
         metadata=ExecutionMetadata(execution_id="e1", network="n"),
-        error=ErrorInfo(type="node_timeout", message="slow", retryable=True,
-                        details={"node_id": "a"}),
+        error=ErrorInfo(
+            type="node_timeout", message="slow", retryable=True, details={"node_id": "a"}
+        ),
     )
     with pytest.raises(NodeTimeoutError, match="slow") as caught:
         result.raise_for_status()
     assert caught.value.details == {"node_id": "a"}
     assert caught.value.result is result  # type: ignore[attr-defined]
     validation = ErrorInfo(
-        type="validation_error", message="bad",
+        type="validation_error",
+        message="bad",
         details={"operator": "op", "direction": "input", "field": "$.x", "rule": "enum"},
     ).to_exception()
     assert isinstance(validation, OperatorValidationError)

@@ -24,7 +24,9 @@ from nons.runtime.messages import (
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -88,11 +90,22 @@ def test_request_round_trip(value: object, timeout: float | None) -> None:
 
 
 def test_node_messages_round_trip_and_reject_garbage() -> None:
-    call = NodeCall(network="n", node_id="a", fingerprint="f", execution_id="e", layer_index=0,
-                    input=[1, 2], timeout_s=1.5)
+    call = NodeCall(
+        network="n",
+        node_id="a",
+        fingerprint="f",
+        execution_id="e",
+        layer_index=0,
+        input=[1, 2],
+        timeout_s=1.5,
+    )
     assert decode_node_call(encode(call)) == call
-    result = NodeResult(node_id="a", operator="x", status="failed",
-                        error=ErrorInfo(type="node_timeout", message="m", retryable=True))
+    result = NodeResult(
+        node_id="a",
+        operator="x",
+        status="failed",
+        error=ErrorInfo(type="node_timeout", message="m", retryable=True),
+    )
     assert decode_node_reply(encode(result)) == result
     reply = ExecReply(execution_id="e", network="n", status="completed", output="o")
     assert decode_exec_reply(encode(reply)) == reply
@@ -102,9 +115,21 @@ def test_node_messages_round_trip_and_reject_garbage() -> None:
 
 
 def test_reply_document_has_the_design_fields() -> None:
-    reply = ExecReply(execution_id="e", network="n", status="failed",
-                      error=ErrorInfo(type="budget_exceeded", message="m"))
+    reply = ExecReply(
+        execution_id="e",
+        network="n",
+        status="failed",
+        error=ErrorInfo(type="budget_exceeded", message="m"),
+    )
     document = msgspec.json.decode(encode(reply))
-    assert {"execution_id", "network", "status", "output", "usage", "cost_usd", "duration_ms",
-            "error"} <= set(document)
+    assert {
+        "execution_id",
+        "network",
+        "status",
+        "output",
+        "usage",
+        "cost_usd",
+        "duration_ms",
+        "error",
+    } <= set(document)
     assert document["error"] == {"type": "budget_exceeded", "message": "m"}

@@ -56,9 +56,7 @@ def test_strict_policy_reports_the_node_error_with_its_place() -> None:
     assert error.details["node_id"] == "b" and error.details["layer_index"] == 2
 
 
-@pytest.mark.parametrize(
-    ("threshold", "expected"), [(0.5, "partial"), (0.75, "failed")]
-)
+@pytest.mark.parametrize(("threshold", "expected"), [(0.5, "partial"), (0.75, "failed")])
 def test_return_partial_honours_the_threshold(threshold: float, expected: str) -> None:
     config = LayerConfig(error_policy=ErrorPolicy.RETURN_PARTIAL, min_success_threshold=threshold)
     status, error = layer_outcome(config, 0, [ok("a"), failed("b")])
