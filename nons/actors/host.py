@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -30,6 +31,7 @@ from nons.core.errors import (
 from nons.core.names import node_subject
 from nons.core.node import Node
 from nons.core.results import NodeResult
+from nons.observability.metrics import RuntimeMetrics
 from nons.observability.propagation import extract_context, inject_headers
 from nons.runtime.bus import Bus
 from nons.runtime.failures import error_info
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.micro.request import Request
     from nats.micro.service import Service
+    from opentelemetry.metrics import MeterProvider
 
     from nons.core.network import NoN
 
@@ -98,11 +101,13 @@ class ActorHost:
         settings: ActorSettings | None = None,
         *,
         tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.nc = nc
         self.settings = settings or ActorSettings()
         self.bus = Bus(nc)
         self.tracer = trace.get_tracer("nons.actor", tracer_provider=tracer_provider)
+        self.metrics = RuntimeMetrics(meter_provider)
         self.slots: dict[str, _Slot] = {}
         wanted = set(self.settings.node_ids)
         for network in networks:
@@ -193,6 +198,7 @@ class ActorHost:
                 )
                 return
             slot.in_flight += 1
+            self.metrics.in_flight(1, slot.network.name, slot.node.node_id)
             task = asyncio.get_running_loop().create_task(self._serve(slot, msg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -200,16 +206,24 @@ class ActorHost:
         return on_call
 
     async def _serve(self, slot: _Slot, msg: Msg) -> None:
+        started = time.perf_counter()
         try:
             result = await self._run(slot, msg)
         except Exception as exc:  # the boundary: answer, log, keep serving
             result = _failure(slot, exc)
         finally:
             slot.in_flight -= 1
+            self.metrics.in_flight(-1, slot.network.name, slot.node.node_id)
         if result.succeeded:
             slot.completed += 1
         else:
             slot.failed += 1
+            self.metrics.failure(
+                slot.network.name, slot.node.node_id, result.error.type if result.error else "?"
+            )
+        self.metrics.node_call_finished(
+            slot.network.name, slot.node.node_id, result.status, time.perf_counter() - started
+        )
         await self._reply(msg, result)
 
     async def _run(self, slot: _Slot, msg: Msg) -> NodeResult:

@@ -29,6 +29,7 @@ from nons.core.errors import (
     SpecMismatchError,
 )
 from nons.core.names import exec_subject
+from nons.observability.metrics import RuntimeMetrics
 from nons.observability.propagation import extract_context, inject_headers, trace_id_hex
 from nons.runtime.bus import Bus
 from nons.runtime.event_emitter import EventEmitter
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from nats.micro.request import Request
     from nats.micro.service import Service
     from opentelemetry.context import Context
+    from opentelemetry.metrics import MeterProvider
 
     from nons.core.network import NoN
 
@@ -91,6 +93,7 @@ class Coordinator:
         settings: CoordinatorSettings | None = None,
         *,
         tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.nc = nc
         self.settings = settings or CoordinatorSettings()
@@ -100,6 +103,7 @@ class Coordinator:
                 self._add(member)
         self.bus = Bus(nc)
         self.tracer = trace.get_tracer("nons.coordinator", tracer_provider=tracer_provider)
+        self.metrics = RuntimeMetrics(meter_provider)
         self._service: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.completed = 0
@@ -200,6 +204,12 @@ class Coordinator:
             self.failed += 1
         else:
             self.completed += 1
+        self.metrics.execution_finished(
+            reply.network, reply.status, reply.duration_ms / 1000.0,
+            tokens_in=reply.usage.prompt_tokens + reply.usage.cache_read_tokens
+            + reply.usage.cache_creation_tokens,
+            tokens_out=reply.usage.completion_tokens, cost_usd=reply.cost_usd,
+        )
         await self._reply(msg, reply)
 
     async def _execute(self, msg: Msg) -> ExecReply:
