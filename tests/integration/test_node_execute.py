@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,6 +12,9 @@ from nons.core.types import ModelConfig, ModelProvider
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
 from tests.support.fake_anthropic import FakeAnthropic, error_response, message_response
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 API_KEY = "sk-ant-node-test-SECRET"
 
@@ -39,7 +42,8 @@ async def test_node_executes_on_the_mock_provider() -> None:
     )
     result = await node.execute("the app crashes on start")
     assert result.output["category"] in ("bug", "question")
-    assert result.is_mock and result.provider == "mock"
+    assert result.is_mock
+    assert result.provider == "mock"
     assert result.usage.total_tokens > 0
 
 
@@ -52,8 +56,10 @@ async def test_node_executes_on_the_fake_anthropic_server(fake: FakeAnthropic) -
     )
     result = await node.execute("  messy   TEXT ")
     assert result.output == "Cleaned text."
-    assert not result.is_mock and result.provider == "anthropic"
-    assert result.usage.prompt_tokens > 0 and result.cost.total_cost_usd > 0
+    assert not result.is_mock
+    assert result.provider == "anthropic"
+    assert result.usage.prompt_tokens > 0
+    assert result.cost.total_cost_usd > 0
     body = fake.message_requests[-1].body
     assert body["model"] == "claude-haiku-4-5"
     assert "Keep it short." in str(body.get("system"))
@@ -67,7 +73,8 @@ async def test_provider_errors_are_typed_and_never_fall_back_to_the_mock(
     with pytest.raises(ProviderRateLimitedError) as caught:
         await node.execute("write a haiku")
     assert caught.value.retryable
-    assert API_KEY not in str(caught.value) and API_KEY not in repr(caught.value)
+    assert API_KEY not in str(caught.value)
+    assert API_KEY not in repr(caught.value)
 
 
 async def test_bad_operator_input_is_a_typed_error() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 from opentelemetry import trace
@@ -21,6 +21,9 @@ from nons.runtime.client import Client
 from nons.runtime.connection import ConnectionSettings, connect_nats
 from nons.runtime.coordinator import Coordinator
 from tests.support.wait import wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 MOCK = ModelConfig(provider=ModelProvider.MOCK)
 
@@ -115,7 +118,8 @@ async def test_execution_spans_nest_across_coordinator_and_actor(
     process = next(
         s for s in coordinator_spans.get_finished_spans() if s.name.startswith("process")
     )
-    assert process.parent is not None and process.parent.is_remote
+    assert process.parent is not None
+    assert process.parent.is_remote
     assert process.resource.attributes["service.name"] == "nons-coordinator"
     chat = next(s for s in actor_spans.get_finished_spans() if s.name.startswith("chat"))
     assert chat.kind is trace.SpanKind.CLIENT
@@ -124,7 +128,8 @@ async def test_execution_spans_nest_across_coordinator_and_actor(
     assert chat.attributes["gen_ai.usage.input_tokens"] > 0
     assert chat.resource.attributes["service.name"] == "nons-actor"
     send = next(s for s in coordinator_spans.get_finished_spans() if s.name.startswith("send"))
-    assert send.attributes is not None and send.attributes["messaging.system"] == "nats"
+    assert send.attributes is not None
+    assert send.attributes["messaging.system"] == "nats"
 
 
 async def test_a_request_without_traceparent_gets_a_new_trace_id(
@@ -133,6 +138,7 @@ async def test_a_request_without_traceparent_gets_a_new_trace_id(
     client, coordinator_spans, _, _ = traced
     first = await client.execute("traced", "one")
     second = await client.execute("traced", "two")
-    assert first.metadata.trace_id and second.metadata.trace_id
+    assert first.metadata.trace_id
+    assert second.metadata.trace_id
     assert first.metadata.trace_id != second.metadata.trace_id
     assert len(first.metadata.trace_id) == 32

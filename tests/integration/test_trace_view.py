@@ -27,7 +27,8 @@ async def test_recorded_events_render_as_a_tree(nats_url: str) -> None:
     finally:
         await nc.close()
     types = [event.type for event in events]
-    assert types[0] == "execution.started" and types[-1] == "execution.completed"
+    assert types[0] == "execution.started"
+    assert types[-1] == "execution.completed"
     assert types.count("node.completed") == 3
     assert {event.trace_id for event in events} == {result.metadata.trace_id}
     text = render_trace(events)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import pytest
@@ -24,6 +24,9 @@ from nons.core.types import (
     OperatorValidationError,
     TokenUsage,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_node_multiplication_gives_distinct_deterministic_ids() -> None:
@@ -75,7 +78,8 @@ def test_anonymous_network_name_is_derived_from_content() -> None:
     a = NoN.from_operators(["generate"])
     b = NoN.from_operators(["generate"])
     c = NoN.from_operators(["condense"])
-    assert a.name == b.name and a.name.startswith("non-")
+    assert a.name == b.name
+    assert a.name.startswith("non-")
     assert a.name != c.name
     assert a.network_id == a.name
 

@@ -52,8 +52,10 @@ def test_backoff_grows_exponentially_with_jitter() -> None:
 def test_strict_policy_reports_the_node_error_with_its_place() -> None:
     status, error = layer_outcome(LayerConfig(), 2, [ok("a"), failed("b")])
     assert status == "failed"
-    assert error is not None and error.type == "validation_error"
-    assert error.details["node_id"] == "b" and error.details["layer_index"] == 2
+    assert error is not None
+    assert error.type == "validation_error"
+    assert error.details["node_id"] == "b"
+    assert error.details["layer_index"] == 2
 
 
 @pytest.mark.parametrize(("threshold", "expected"), [(0.5, "partial"), (0.75, "failed")])
@@ -62,7 +64,8 @@ def test_return_partial_honours_the_threshold(threshold: float, expected: str) -
     status, error = layer_outcome(config, 0, [ok("a"), failed("b")])
     assert status == expected
     if expected == "failed":
-        assert error is not None and error.type == "layer_failed"
+        assert error is not None
+        assert error.type == "layer_failed"
 
 
 def test_skip_and_continue_needs_one_success() -> None:
