@@ -52,6 +52,9 @@ REPLY_MARGIN_S = 5.0
 DEFAULT_TIMEOUT_S = 300.0
 """Execution deadline when neither the call nor the network sets one."""
 
+NO_RESPONDERS_RETRY_S = 0.05
+"""Pause before the one second try of a request that met "no responders"."""
+
 _TERMINAL = frozenset({"execution.completed", "execution.failed"})
 
 
@@ -175,7 +178,7 @@ class Client:
             if fingerprint:
                 headers[FINGERPRINT_HEADER] = fingerprint
             try:
-                msg = await self.bus.request(subject, encode(request), headers, wait)
+                msg = await self._request(subject, encode(request), headers, wait)
             except NoResponders:
                 url = (
                     redact_url(str(self.nc.connected_url.geturl()))
@@ -194,6 +197,25 @@ class Client:
                     details={"network": network, "execution_id": execution_id},
                 ) from None
         return result_from_reply(decode_exec_reply(msg.data))
+
+    async def _request(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        wait: float,
+    ) -> Msg:
+        """A request that asks once more after "no responders".
+
+        nats-server may answer "no responders" for an instant after a coordinator
+        subscribed (seen right after `forward()` serves a network in-process), so one
+        short second try tells that race from a network nobody serves.
+        """
+        try:
+            return await self.bus.request(subject, payload, headers, wait)
+        except NoResponders:
+            await asyncio.sleep(NO_RESPONDERS_RETRY_S)
+            return await self.bus.request(subject, payload, headers, wait)
 
     async def events(
         self, network: str | None = None, execution_id: str | None = None

@@ -210,12 +210,17 @@ class ExecutionRunner:
             await self.events.emit(LayerStarted, layer_index=index, node_ids=node_ids)
             with anyio.move_on_after(max(deadline - time.time(), 0.0)) as scope:
                 context = _Layer(index, layer, deadline, scope)
-                await asyncio.gather(
-                    *(
-                        self._call(context, slot, node, results)
-                        for slot, node in enumerate(layer.nodes)
+                if len(layer.nodes) == 1:
+                    # No task for a lone node: its NodeStarted event and its request then
+                    # leave in the same socket write as LayerStarted (one syscall, not two).
+                    await self._call(context, 0, layer.nodes[0], results)
+                else:
+                    await asyncio.gather(
+                        *(
+                            self._call(context, slot, node, results)
+                            for slot, node in enumerate(layer.nodes)
+                        )
                     )
-                )
             final = [
                 result if result is not None else self._unfinished(context, node)
                 for node, result in zip(layer.nodes, results, strict=True)
