@@ -33,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument(
-        "--only", action="append", choices=sorted(SCENARIOS), metavar="NAME",
+        "--only",
+        action="append",
+        choices=sorted(SCENARIOS),
+        metavar="NAME",
         help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}",
     )
     parser.add_argument("--save", action="store_true", help="write benchmarks/results/*.json")
@@ -100,7 +103,10 @@ def _cpu_model() -> str:
 def _nats_server_version() -> str:
     try:
         out = subprocess.run(
-            [find_server_binary(), "--version"], capture_output=True, text=True, timeout=10,
+            [find_server_binary(), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=10,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):

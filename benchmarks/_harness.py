@@ -235,9 +235,7 @@ class Bench:
                 break
         return samples
 
-    def _start(
-        self, label: str, args: list[str], env: Mapping[str, str] | None = None
-    ) -> Child:
+    def _start(self, label: str, args: list[str], env: Mapping[str, str] | None = None) -> Child:
         child = Child(label, args, env)
         self._children.append(child)
         return child

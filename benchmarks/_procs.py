@@ -43,7 +43,7 @@ class Child:
         merged["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), merged.get("PYTHONPATH", "")) if p
         )
-        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by stop()
+        self._log = tempfile.NamedTemporaryFile(
             prefix=f"nons-bench-{label}-", suffix=".log", delete=False
         )
         self.process = subprocess.Popen(

@@ -117,7 +117,7 @@ async def _runtime(args: argparse.Namespace, stop: asyncio.Event) -> None:
 class _SinkHandler(BaseHTTPRequestHandler):
     """Accepts OTLP/HTTP posts and drops them (an empty protobuf answer means success)."""
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server spelling
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         self.rfile.read(length)
         self.send_response(200)
@@ -125,7 +125,7 @@ class _SinkHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Stay quiet."""
 
 

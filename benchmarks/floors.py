@@ -93,7 +93,11 @@ async def throughput(
 
 
 async def closed_loop(
-    call: Callable[[], Awaitable[object]], *, concurrency: int, duration_s: float, warmup_s: float = 0.3
+    call: Callable[[], Awaitable[object]],
+    *,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float = 0.3,
 ) -> float:
     """Completed calls per second of `concurrency` back-to-back callers.
 
@@ -124,4 +128,3 @@ async def closed_loop(
         for task in tasks:
             task.cancel()
     return done / elapsed
-

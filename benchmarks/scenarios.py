@@ -8,15 +8,13 @@ ratios of medians (or of p99s) of the same run.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from typing import TYPE_CHECKING
-
-import msgspec
 
 from benchmarks import networks
 from benchmarks._harness import RAW_PAYLOAD, Bench
 from benchmarks._procs import rss_mib
+from benchmarks._tools import cost, floor, free_port, measure, ms, watch_peak
 from benchmarks.floors import (
     RELAY_SUBJECT,
     RESPONDER_SUBJECT,
@@ -55,10 +53,6 @@ MEMORY_LATENCY_S = 2.0
 _T = "benchmarks.networks:"
 
 
-def _ms(seconds: float) -> float:
-    return seconds * 1000.0
-
-
 async def latency(bench: Bench) -> list[Figure]:
     """End-to-end latency of one node and per layer of ten, against raw round trips."""
     sizes = bench.sizes
@@ -85,17 +79,17 @@ async def latency(bench: Bench) -> list[Figure]:
         )
     per_layer = deep.p50 / 10
     return [
-        _floor("latency", "2 chained round trips p50 (client>relay>responder)", chain.p50),
-        _floor("latency", "2 chained round trips p99", chain.p99),
-        _floor("latency", "1 round trip p50 (client>responder)", single_rt.p50),
-        _measure("latency", "single node p50", single.p50, chain.p50, Target(op="<=", bound=1.5)),
-        _measure("latency", "single node p99", single.p99, chain.p99, Target(op="<=", bound=2.0)),
-        _measure(
+        floor("latency", "2 chained round trips p50 (client>relay>responder)", chain.p50),
+        floor("latency", "2 chained round trips p99", chain.p99),
+        floor("latency", "1 round trip p50 (client>responder)", single_rt.p50),
+        measure("latency", "single node p50", single.p50, chain.p50, Target(op="<=", bound=1.5)),
+        measure("latency", "single node p99", single.p99, chain.p99, Target(op="<=", bound=2.0)),
+        measure(
             "latency",
             "10-layer network, per layer p50",
             per_layer,
             single_rt.p50,
-            note=f"whole execution p50 {_ms(deep.p50):.2f} ms",
+            note=f"whole execution p50 {ms(deep.p50):.2f} ms",
         ),
     ]
 
@@ -110,7 +104,7 @@ async def fanout(bench: Bench) -> list[Figure]:
             bench.nc, RESPONDER_SUBJECT, RAW_PAYLOAD, width=width, count=count, time_limit_s=10
         )
         floors[width] = percentile(samples, 50)
-        figures.append(_floor("fanout", f"gather {width} requests p50", floors[width]))
+        figures.append(floor("fanout", f"gather {width} requests p50", floors[width]))
     # Layers 2..10 of the grid carry the 100 outputs of the previous layer.
     wide_input = encode(["[mock] transform #0123abcd: " + "x" * 80] * 100)
     first = await gather_times(
@@ -121,7 +115,7 @@ async def fanout(bench: Bench) -> list[Figure]:
     )
     grid_floor = percentile(first, 50) + 9 * percentile(rest, 50)
     figures.append(
-        _floor("fanout", "10 sequential gathers of 100 p50", grid_floor, note="payload as the grid")
+        floor("fanout", "10 sequential gathers of 100 p50", grid_floor, note="payload as the grid")
     )
     targets = [networks.wide_target(w) for w in sizes.fanout_counts] + [_T + "GRID_10X100"]
     async with bench.runtime(targets):
@@ -130,14 +124,19 @@ async def fanout(bench: Bench) -> list[Figure]:
             samples = await bench.execute_times(name, count=count, time_limit_s=20, warmup=2)
             target = Target(op="<=", bound=2.0) if width == 1000 else None
             figures.append(
-                _measure("fanout", f"1 layer x {width} nodes p50", percentile(samples, 50),
-                         floors[width], target)
+                measure(
+                    "fanout",
+                    f"1 layer x {width} nodes p50",
+                    percentile(samples, 50),
+                    floors[width],
+                    target,
+                )
             )
         grid = await bench.execute_times(
             networks.GRID_10X100.name, count=sizes.grid_count, time_limit_s=20, warmup=1
         )
         figures.append(
-            _measure("fanout", "10 layers x 100 nodes p50", percentile(grid, 50), grid_floor)
+            measure("fanout", "10 layers x 100 nodes p50", percentile(grid, 50), grid_floor)
         )
     return figures
 
@@ -149,11 +148,14 @@ async def throughput_scenario(bench: Bench) -> list[Figure]:
     raw: dict[int, float] = {}
     for concurrency in sizes.concurrencies:
         raw[concurrency] = await throughput(
-            bench.nc, RESPONDER_SUBJECT, RAW_PAYLOAD,
-            concurrency=concurrency, duration_s=sizes.throughput_s,
+            bench.nc,
+            RESPONDER_SUBJECT,
+            RAW_PAYLOAD,
+            concurrency=concurrency,
+            duration_s=sizes.throughput_s,
         )
         figures.append(
-            _floor("throughput", f"raw req/s at C={concurrency}", raw[concurrency], unit="req/s")
+            floor("throughput", f"raw req/s at C={concurrency}", raw[concurrency], unit="req/s")
         )
     for actors in (1, 2):
         async with bench.runtime([_T + "THREE_LAYER"], actors=actors) as runtime:
@@ -193,11 +195,11 @@ async def tracing(bench: Bench) -> list[Figure]:
         bench.nc, RESPONDER_SUBJECT, RAW_PAYLOAD, concurrency=10, duration_s=sizes.throughput_s
     )
     figures = [
-        _floor("tracing", "2 chained round trips p50", chain.p50),
-        _floor("tracing", "2 chained round trips p99", chain.p99),
-        _floor("tracing", "raw req/s at C=10", raw_rate, unit="req/s"),
+        floor("tracing", "2 chained round trips p50", chain.p50),
+        floor("tracing", "2 chained round trips p99", chain.p99),
+        floor("tracing", "raw req/s at C=10", raw_rate, unit="req/s"),
     ]
-    port = _free_port()
+    port = free_port()
     sink = bench.start_child("otlp-sink", ["sink", str(port)])
     await asyncio.to_thread(sink.wait_ready)
     export_env = {
@@ -225,25 +227,47 @@ async def tracing(bench: Bench) -> list[Figure]:
                 )
             p50s[label] = run.p50
             export_target = Target(op="<=", bound=2.0) if env else Target(op="<=", bound=1.5)
-            figures.append(_measure("tracing", f"{label}: p50", run.p50, chain.p50,
-                                    export_target if events else None))
-            figures.append(_measure("tracing", f"{label}: p99", run.p99, chain.p99,
-                                    None if env or not events else Target(op="<=", bound=2.0)))
+            figures.append(
+                measure(
+                    "tracing",
+                    f"{label}: p50",
+                    run.p50,
+                    chain.p50,
+                    export_target if events else None,
+                )
+            )
+            figures.append(
+                measure(
+                    "tracing",
+                    f"{label}: p99",
+                    run.p99,
+                    chain.p99,
+                    None if env or not events else Target(op="<=", bound=2.0),
+                )
+            )
             figures.append(
                 Figure(
-                    scenario="tracing", name=f"{label}: exec/s at C=10", value=rates[label],
-                    unit="exec/s", floor=raw_rate, ratio=ratio(rates[label] * 2, raw_rate),
+                    scenario="tracing",
+                    name=f"{label}: exec/s at C=10",
+                    value=rates[label],
+                    unit="exec/s",
+                    floor=raw_rate,
+                    ratio=ratio(rates[label] * 2, raw_rate),
                     note="ratio = exec/s x 2 / raw",
                 )
             )
     finally:
         bench.stop_child(sink)
     on, off, export = (p50s[v[0]] for v in (variants[1], variants[0], variants[2]))
-    figures.append(_cost("events on vs off, p50", on, off))
-    figures.append(_cost("export on vs off, p50", export, on, Target(op="<=", bound=1.15)))
+    figures.append(cost("events on vs off, p50", on, off))
+    figures.append(cost("export on vs off, p50", export, on, Target(op="<=", bound=1.15)))
     figures.append(
-        _cost("export on vs off, C=10 time per exec", rates[variants[1][0]],
-              rates[variants[2][0]], Target(op="<=", bound=1.15))
+        cost(
+            "export on vs off, C=10 time per exec",
+            rates[variants[1][0]],
+            rates[variants[2][0]],
+            Target(op="<=", bound=1.15),
+        )
     )
     return figures
 
@@ -256,8 +280,11 @@ async def scaleout(bench: Bench) -> list[Figure]:
     base: float | None = None
     for actors in sizes.scaleout_actors:
         async with bench.runtime(
-            [_T + "THREE_LAYER"], actors=actors, latency_s=OVERLAP_LATENCY_S,
-            concurrency=SCALEOUT_ACTOR_SLOTS, backlog=1000,
+            [_T + "THREE_LAYER"],
+            actors=actors,
+            latency_s=OVERLAP_LATENCY_S,
+            concurrency=SCALEOUT_ACTOR_SLOTS,
+            backlog=1000,
         ) as runtime:
             runtime.mark_cpu()
             started = time.perf_counter()
@@ -273,7 +300,10 @@ async def scaleout(bench: Bench) -> list[Figure]:
             Figure(
                 scenario="scaleout",
                 name=f"3-layer exec/s, 50 ms calls, {actors} actor(s)",
-                value=rate, unit="exec/s", floor=ideal, ratio=ratio(rate, ideal),
+                value=rate,
+                unit="exec/s",
+                floor=ideal,
+                ratio=ratio(rate, ideal),
                 note=f"floor = ideal (min of {SCALEOUT_ACTOR_SLOTS} slots/node/actor, "
                 f"C={SCALEOUT_CONCURRENCY}); x{rate / base:.2f} of 1 actor; {note}",
             )
@@ -291,14 +321,16 @@ async def memory(bench: Bench) -> list[Figure]:
         idle_coordinator = rss_mib(runtime.coordinator.pid)
         idle_actor = rss_mib(runtime.actors[0].pid)
         calls = asyncio.gather(*(bench.execute(networks.SINGLE.name) for _ in range(in_flight)))
-        peak, seen = await _watch_peak(bench, runtime.coordinator.pid, calls)
+        peak, seen = await watch_peak(bench, runtime.coordinator.pid, calls)
     return [
         Figure(scenario="memory", name="idle actor RSS", value=idle_actor, unit="MiB"),
         Figure(scenario="memory", name="idle coordinator RSS", value=idle_coordinator, unit="MiB"),
         Figure(
             scenario="memory",
             name=f"coordinator RSS, {in_flight} executions in flight",
-            value=peak, unit="MiB", target=Target(op="<=", bound=64.0),
+            value=peak,
+            unit="MiB",
+            target=Target(op="<=", bound=64.0),
             note=f"peak while in flight; coordinator reported up to {seen} in flight",
         ),
     ]
@@ -307,11 +339,13 @@ async def memory(bench: Bench) -> list[Figure]:
 async def overlap(bench: Bench) -> list[Figure]:
     """The latency and fan-out networks again with 50 ms per call: time above the ideal."""
     sizes = bench.sizes
-    widths = [w for w in sizes.fanout_counts]
+    widths = list(sizes.fanout_counts)
     targets = [_T + "SINGLE", _T + "DEEP_10", *(networks.wide_target(w) for w in widths)]
     figures: list[Figure] = []
-    cases = [(networks.SINGLE.name, "single node", 1, 20),
-             (networks.DEEP_10.name, "10 layers x 1 node", 10, 5)]
+    cases = [
+        (networks.SINGLE.name, "single node", 1, 20),
+        (networks.DEEP_10.name, "10 layers x 1 node", 10, 5),
+    ]
     cases += [(networks.WIDE[w].name, f"1 layer x {w} nodes", 1, 5) for w in widths]
     async with bench.runtime(targets, latency_s=OVERLAP_LATENCY_S, concurrency=1000):
         for name, label, layers, count in cases:
@@ -320,75 +354,16 @@ async def overlap(bench: Bench) -> list[Figure]:
             ideal = layers * OVERLAP_LATENCY_S
             figures.append(
                 Figure(
-                    scenario="overlap 50ms", name=f"{label} p50", value=_ms(value), unit="ms",
-                    floor=_ms(ideal), ratio=ratio(value, ideal),
-                    note=f"floor = {layers} x 50 ms; overhead {_ms(value - ideal):.1f} ms",
+                    scenario="overlap 50ms",
+                    name=f"{label} p50",
+                    value=ms(value),
+                    unit="ms",
+                    floor=ms(ideal),
+                    ratio=ratio(value, ideal),
+                    note=f"floor = {layers} x 50 ms; overhead {ms(value - ideal):.1f} ms",
                 )
             )
     return figures
-
-
-async def _watch_peak(
-    bench: Bench, pid: int, calls: asyncio.Future[list[float]]
-) -> tuple[float, int]:
-    peak = rss_mib(pid)
-    seen = 0
-    deadline = time.monotonic() + 60.0
-    while not calls.done() and time.monotonic() < deadline:
-        peak = max(peak, rss_mib(pid))
-        seen = max(seen, await _coordinator_in_flight(bench))
-        await asyncio.sleep(0.1)
-    await asyncio.wait_for(calls, timeout=60.0)
-    return peak, seen
-
-
-async def _coordinator_in_flight(bench: Bench) -> int:
-    try:
-        msg = await bench.nc.request("$SRV.STATS.nons-coordinator", b"", timeout=1.0)
-    except Exception:  # a busy coordinator may miss one poll: the next one counts
-        return 0
-    return _find_int(msgspec.json.decode(msg.data), "in_flight")
-
-
-def _find_int(value: object, key: str) -> int:
-    if isinstance(value, dict):
-        found = value.get(key)
-        if isinstance(found, int):
-            return found
-        return max((_find_int(v, key) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return max((_find_int(v, key) for v in value), default=0)
-    return 0
-
-
-def _free_port() -> int:
-    from nons.runtime._process import free_port
-
-    return free_port()
-
-
-def _floor(scenario: str, name: str, seconds_or_rate: float, *, unit: str = "ms",
-           note: str = "") -> Figure:
-    value = _ms(seconds_or_rate) if unit == "ms" else seconds_or_rate
-    return Figure(scenario=scenario, name=name, value=value, unit=unit, kind="floor", note=note)
-
-
-def _measure(
-    scenario: str, name: str, seconds: float, floor_seconds: float,
-    target: Target | None = None, *, note: str = "",
-) -> Figure:
-    return Figure(
-        scenario=scenario, name=name, value=_ms(seconds), unit="ms",
-        floor=_ms(floor_seconds), ratio=ratio(seconds, floor_seconds), target=target, note=note,
-    )
-
-
-def _cost(name: str, with_it: float, without: float, target: Target | None = None) -> Figure:
-    value = ratio(with_it, without)
-    return Figure(
-        scenario="tracing", name=name, value=value, unit="x", ratio=value, target=target,
-        note="" if math.isnan(value) else f"{100 * (value - 1):+.0f}%",
-    )
 
 
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[list[Figure]]]] = {
@@ -401,4 +376,3 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[list[Figure]]]] = {
     "overlap": overlap,
 }
 """Every scenario by name, in the order a full run executes them."""
-

@@ -71,7 +71,12 @@ def test_target_judges_both_directions() -> None:
 
 def test_verdict_uses_ratio_then_value() -> None:
     with_floor = Figure(
-        scenario="latency", name="p50", value=2.0, unit="ms", floor=1.0, ratio=2.0,
+        scenario="latency",
+        name="p50",
+        value=2.0,
+        unit="ms",
+        floor=1.0,
+        ratio=2.0,
         target=Target(op="<=", bound=1.5),
     )
     absolute = Figure(
@@ -85,8 +90,11 @@ def test_verdict_uses_ratio_then_value() -> None:
 
 def _report(figures: list[Figure]) -> Report:
     return Report(
-        started_at="2026-01-01T00:00:00+00:00", duration_s=12.0, quick=False,
-        machine=MACHINE, figures=figures,
+        started_at="2026-01-01T00:00:00+00:00",
+        duration_s=12.0,
+        quick=False,
+        machine=MACHINE,
+        figures=figures,
     )
 
 
@@ -94,17 +102,29 @@ def test_render_report_prints_machine_floors_and_verdicts() -> None:
     figures = [
         Figure(scenario="latency", name="chain p50", value=0.8, unit="ms", kind="floor"),
         Figure(
-            scenario="latency", name="single p50", value=1.2, unit="ms", floor=0.8, ratio=1.5,
-            target=Target(op="<=", bound=1.5), note="ok",
+            scenario="latency",
+            name="single p50",
+            value=1.2,
+            unit="ms",
+            floor=0.8,
+            ratio=1.5,
+            target=Target(op="<=", bound=1.5),
+            note="ok",
         ),
         Figure(
-            scenario="fanout", name="w1000", value=300.0, unit="ms", floor=100.0, ratio=3.0,
+            scenario="fanout",
+            name="w1000",
+            value=300.0,
+            unit="ms",
+            floor=100.0,
+            ratio=3.0,
             target=Target(op="<=", bound=2.0),
         ),
     ]
     text = render_report(_report(figures))
     assert "2 cores, Test CPU" in text
-    assert "nats-server: v2.15.1" in text and "nats-py 2.16.0" in text
+    assert "nats-server: v2.15.1" in text
+    assert "nats-py 2.16.0" in text
     assert "[floor] chain p50" in text
     assert "1.50x" in text
     assert "targets missed: 1" in text
