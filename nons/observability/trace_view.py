@@ -6,7 +6,7 @@ money of an execution went.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from nons.observability.events import (
     Event,
@@ -19,6 +19,9 @@ from nons.observability.events import (
     NodeFailed,
     NodeRetrying,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ("render_trace",)
 
