@@ -65,7 +65,7 @@ def deploy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeploySe
     text = CONF.read_text(encoding="utf-8")
     assert text.count(STORE_LINE) == 1, "nats.conf must set store_dir exactly once"
     conf = workdir / "nats.conf"
-    conf.write_text(text.replace(STORE_LINE, f"store_dir: {workdir / 'store'}"), "utf-8")
+    conf.write_text(text.replace(STORE_LINE, f'store_dir: "{workdir / "store"}"'), "utf-8")
     passwords = {user: f"{user}-{uuid.uuid4().hex}" for user in USERS}
     monitor_port = free_port()
     server = EmbeddedServer(
