@@ -18,8 +18,9 @@ import anyio
 import msgspec
 from nats.micro import add_service
 from nats.micro.service import EndpointConfig, ServiceConfig
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from nons.core.errors import (
     InvalidRequestError,
@@ -84,7 +85,7 @@ class _Slot:
         self.network = network
         self.node = node
         self.subject = node_subject(network.name, node.node_id)
-        self.limiter = anyio.CapacityLimiter(concurrency)
+        self.limiter = asyncio.Semaphore(concurrency)
         self.in_flight = 0
         self.completed = 0
         self.failed = 0
@@ -195,6 +196,7 @@ class ActorHost:
                             details={"node_id": slot.node.node_id},
                         ),
                     ),
+                    _reply_headers(msg.headers or {}),
                 )
                 return
             slot.in_flight += 1
@@ -208,9 +210,9 @@ class ActorHost:
     async def _serve(self, slot: _Slot, msg: Msg) -> None:
         started = time.perf_counter()
         try:
-            result = await self._run(slot, msg)
+            result, headers = await self._run(slot, msg)
         except Exception as exc:  # the boundary: answer, log, keep serving
-            result = _failure(slot, exc)
+            result, headers = _failure(slot, exc), _reply_headers(msg.headers or {})
         finally:
             slot.in_flight -= 1
             self.metrics.in_flight(-1, slot.network.name, slot.node.node_id)
@@ -224,13 +226,28 @@ class ActorHost:
         self.metrics.node_call_finished(
             slot.network.name, slot.node.node_id, result.status, time.perf_counter() - started
         )
-        await self._reply(msg, result)
+        await self._reply(msg, result, headers)
 
-    async def _run(self, slot: _Slot, msg: Msg) -> NodeResult:
+    async def _run(self, slot: _Slot, msg: Msg) -> tuple[NodeResult, dict[str, str]]:
+        """Run the call under its caller's trace context; return the result and reply headers.
+
+        A call whose caller's trace is not sampled gets no span of its own (the decision
+        was made once, for the whole execution): it only runs under that context, so
+        any span below it is dropped by a parent-based sampler too.
+        """
         headers = msg.headers or {}
+        parent = extract_context(headers)
+        parent_span = trace.get_current_span(parent).get_span_context()
+        if parent_span.is_valid and not parent_span.trace_flags.sampled:
+            token = otel_context.attach(parent)
+            try:
+                result = await self._execute(slot, msg, INVALID_SPAN)
+            finally:
+                otel_context.detach(token)
+            return result, _reply_headers(headers)
         with self.tracer.start_as_current_span(
             f"process {msg.subject}",
-            context=extract_context(headers),
+            context=parent,
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "nats",
@@ -248,7 +265,11 @@ class ActorHost:
             else:
                 span.set_attribute("nons.cost_usd", result.cost.total_cost_usd)
                 span.set_attribute("nons.is_mock", result.is_mock)
-            return result
+            reply_headers = inject_headers({})
+        execution_id = headers.get(EXECUTION_ID_HEADER)
+        if execution_id:
+            reply_headers[EXECUTION_ID_HEADER] = execution_id
+        return result, reply_headers
 
     async def _execute(self, slot: _Slot, msg: Msg, span: trace.Span) -> NodeResult:
         try:
@@ -260,9 +281,10 @@ class ActorHost:
         span.set_attribute("nons.layer_index", call.layer_index)
         span.set_attribute("nons.attempt", call.attempt)
         try:
-            async with slot.limiter:
-                with anyio.fail_after(call.timeout_s if call.timeout_s else None):
-                    return await slot.node.execute(call.input, model_config=call.model)
+            # asyncio primitives, measured: anyio's limiter and fail_after each cost two
+            # extra event-loop turns per call on the hottest path of the actor.
+            async with slot.limiter, asyncio.timeout(call.timeout_s or None):
+                return await slot.node.execute(call.input, model_config=call.model)
         except TimeoutError:
             return _failure(
                 slot,
@@ -274,18 +296,25 @@ class ActorHost:
         except Exception as exc:
             return _failure(slot, exc)
 
-    async def _reply(self, msg: Msg, result: NodeResult) -> None:
+    async def _reply(self, msg: Msg, result: NodeResult, headers: dict[str, str]) -> None:
         if not msg.reply:
             logger.info("node call on %s had no reply subject; result dropped", msg.subject)
             return
-        headers = inject_headers({})
-        execution_id = (msg.headers or {}).get(EXECUTION_ID_HEADER)
-        if execution_id:
-            headers[EXECUTION_ID_HEADER] = execution_id
         try:
             await self.bus.publish(msg.reply, encode(result), headers)
         except PayloadTooLargeError as exc:
             await self.bus.publish(msg.reply, encode(_failure_for(result, exc)), headers)
+
+
+_CONTEXT_HEADERS = frozenset({"traceparent", "tracestate", EXECUTION_ID_HEADER.lower()})
+
+
+def _reply_headers(request_headers: dict[str, str]) -> dict[str, str]:
+    """The caller's trace context and execution id, echoed on a reply made without a span."""
+    return {
+        name: value for name, value in request_headers.items()
+        if name.lower() in _CONTEXT_HEADERS
+    }
 
 
 def _check_call(slot: _Slot, call: NodeCall) -> None:

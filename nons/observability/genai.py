@@ -89,6 +89,10 @@ class TracedModelClient:
                 on the span (`error.type` is the wire error type).
         """
         model = request.config.model_name or self.inner.default_model()
+        parent = trace.get_current_span().get_span_context()
+        if parent.is_valid and not parent.trace_flags.sampled:
+            # The execution is not sampled (decided once, upstream): no span to make.
+            return await self.inner.complete(request)
         with self._tracer.start_as_current_span(
             f"chat {model}",
             kind=trace.SpanKind.CLIENT,

@@ -82,6 +82,8 @@ class SchemaValidator:
                 and the failing keyword (`rule`); for `required`, `field` names the
                 missing property.
         """
+        if self._validator.is_valid(instance):
+            return  # the common case: no error objects built, no ranking
         error = best_match(self._validator.iter_errors(instance))
         if error is None:
             return

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
-from nons.core.names import event_subject
+from nons.core.names import EVENTS_PREFIX
 from nons.observability.events import Event, encode_event
 from nons.observability.propagation import inject_headers, span_id_hex
 from nons.runtime.messages import EXECUTION_ID_HEADER
@@ -38,24 +38,30 @@ class EventEmitter:
         self.trace_id = trace_id
         self.enabled = enabled
         self.failures = 0
+        # Built once, inside the execution's span: every event carries the execution's
+        # trace context, and an unsampled execution pays for no per-event lookup.
+        current = trace.get_current_span()
+        self._traced = current.is_recording()
+        self._span_id = span_id_hex(current)
+        self._headers = inject_headers({EXECUTION_ID_HEADER: execution_id})
+        self._prefix = f"{EVENTS_PREFIX}.{network}.{execution_id}."
 
     async def emit(self, event_class: type[Event], **fields: Any) -> None:
         """Publish one event; the common fields are filled in here."""
         if not self.enabled:
             return
-        span = trace.get_current_span()
+        span_id = span_id_hex(trace.get_current_span()) if self._traced else self._span_id
         event = event_class(
             ts=time.time(),
             network=self.network,
             execution_id=self.execution_id,
             trace_id=self.trace_id,
-            span_id=span_id_hex(span),
+            span_id=span_id,
             **fields,
         )
-        subject = event_subject(self.network, self.execution_id, event.type)
-        headers = inject_headers({EXECUTION_ID_HEADER: self.execution_id})
+        subject = self._prefix + event.type
         try:
-            await self.bus.publish(subject, encode_event(event), headers)
+            await self.bus.publish(subject, encode_event(event), self._headers)
         except Exception:
             self.failures += 1
             logger.warning("could not publish %s on %s", event.type, subject, exc_info=True)

@@ -10,6 +10,7 @@ too, and the cancel scope gives fail-fast and timeouts without more tasks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from nons.core.errors import (
     ExecutionError,
@@ -128,11 +129,24 @@ class ExecutionRunner:
         self.events = events
         self.tracer = tracer
         self._headers: dict[str, str] = {}
+        self._traced = False
+        self._input_raw = msgspec.Raw(b"null")
+
+    def _span(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> Any:
+        """A child span when this execution is sampled; nothing at all otherwise.
+
+        The sampling decision is made once per execution (its span records or not),
+        so an unsampled execution pays for no layer or node-call span.
+        """
+        if self._traced:
+            return self.tracer.start_as_current_span(name, kind=kind, attributes=attributes)
+        return contextlib.nullcontext(INVALID_SPAN)
 
     async def run(self, span: trace.Span) -> ExecReply:
         """Run every layer in order and build the reply."""
         state = self.state
         state.current_input = state.input
+        self._traced = span.is_recording()
         self._headers = inject_headers({EXECUTION_ID_HEADER: state.execution_id})
         await self.events.emit(
             ExecutionStarted, layers=len(self.network.layers), metadata=state.metadata
@@ -202,10 +216,12 @@ class ExecutionRunner:
         deadline = min(self.state.deadline, started + config.timeout_seconds)
         node_ids = [node.node_id for node in layer.nodes]
         results: list[NodeResult | None] = [None] * len(layer.nodes)
-        with self.tracer.start_as_current_span(
+        # The layer's input is encoded once, not once per node call.
+        self._input_raw = msgspec.Raw(encode(self.state.current_input))
+        with self._span(
             f"layer {index}",
-            kind=SpanKind.INTERNAL,
-            attributes={"nons.network": self.state.network, "nons.layer_index": index},
+            SpanKind.INTERNAL,
+            {"nons.network": self.state.network, "nons.layer_index": index},
         ) as span:
             await self.events.emit(LayerStarted, layer_index=index, node_ids=node_ids)
             with anyio.move_on_after(max(deadline - time.time(), 0.0)) as scope:
@@ -293,7 +309,9 @@ class ExecutionRunner:
             result = await self._attempt(context, node, attempt, model)
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             if result.succeeded:
-                results[slot] = msgspec.structs.replace(result, attempts=attempt)
+                results[slot] = (
+                    result if attempt == 1 else msgspec.structs.replace(result, attempts=attempt)
+                )
                 await self.events.emit(
                     NodeCompleted,
                     layer_index=context.index,
@@ -371,10 +389,10 @@ class ExecutionRunner:
             if isinstance(node, NetworkNode)
             else node_subject(self.state.network, node.node_id)
         )
-        with self.tracer.start_as_current_span(
+        with self._span(
             f"send {subject}",
-            kind=SpanKind.PRODUCER,
-            attributes={
+            SpanKind.PRODUCER,
+            {
                 "messaging.system": "nats",
                 "messaging.destination.name": subject,
                 "messaging.operation.type": "send",
@@ -396,11 +414,15 @@ class ExecutionRunner:
                         execution_id=self.state.execution_id,
                         layer_index=context.index,
                         attempt=attempt,
-                        input=self.state.current_input,
+                        input=self._input_raw,
                         timeout_s=timeout,
                         model=model,
                     )
-                    headers = inject_headers({EXECUTION_ID_HEADER: self.state.execution_id})
+                    headers = (
+                        inject_headers({EXECUTION_ID_HEADER: self.state.execution_id})
+                        if self._traced
+                        else self._headers
+                    )
                     msg = await self.bus.request(subject, encode(call), headers, timeout)
                     result = decode_node_reply(msg.data)
             except ReplyTimeout:
