@@ -24,6 +24,7 @@ from nons._cli_common import (
     emit,
     parse_input,
 )
+from nons._cli_sink import add_sink_parser, sink_command
 from nons.core.errors import ConfigurationError, ExecutionError, NetworkUnavailableError
 from nons.runtime.connection import URL_ENV_VAR, NatsUnavailableError
 
@@ -79,8 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     exec_ = commands.add_parser("exec", help="run one execution of a served network")
     exec_.add_argument("network", metavar="NETWORK", help="network name")
-    exec_.add_argument("input", metavar="INPUT", help="text or JSON; `-` reads stdin")
+    exec_.add_argument("input", nargs="?", metavar="INPUT", help="text or JSON; `-` reads stdin")
     exec_.add_argument("--json", action="store_true", help="print the reply as one JSON document")
+    exec_.add_argument(
+        "--batch",
+        metavar="FILE",
+        help="run once per line of FILE.jsonl (`-`: stdin) instead of INPUT; --json prints "
+        "one reply per line, in line order",
+    )
+    exec_.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="with --batch: executions in flight at once (default 8)",
+    )
     exec_.add_argument("--timeout", type=_positive_float, metavar="S", help="execution deadline")
     exec_.add_argument("--budget", type=_non_negative_float, metavar="USD", help="spending limit")
 
@@ -113,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("input", metavar="INPUT", help="text or JSON; `-` reads stdin")
     run.add_argument("--network", metavar="NAME", help="which network, when TARGET has several")
     run.add_argument("--json", action="store_true", help="print the reply as one JSON document")
+    add_sink_parser(commands)
     for command in commands.choices.values():
         # Also accepted after the command (`nons exec --nats-url URL ...`), as users type it.
         command.add_argument(
@@ -125,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `nons` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "exec" and (args.input is None) == (args.batch is None):
+        parser.error("exec takes either INPUT or --batch FILE")
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
@@ -188,6 +205,18 @@ def _dispatch(args: argparse.Namespace, context: CliContext) -> int:
     elif command == "server":
         port = args.port
         coroutine = serve.run_server(context, port=port, max_payload=args.max_payload)
+    elif command == "exec" and args.batch is not None:
+        from nons._cli_batch import run_exec_batch
+
+        coroutine = run_exec_batch(
+            context,
+            args.network,
+            args.batch,
+            concurrency=args.concurrency,
+            as_json=args.json,
+            timeout_s=args.timeout,
+            budget_usd=args.budget,
+        )
     elif command == "exec":
         coroutine = client.run_exec(
             context,
@@ -212,6 +241,8 @@ def _dispatch(args: argparse.Namespace, context: CliContext) -> int:
         coroutine = run_trace(
             context, args.execution_id, network=args.network, timeout_s=args.timeout
         )
+    elif command == "sink":
+        coroutine = sink_command(context, args)
     elif command == "ls":
         coroutine = client.run_ls(context, timeout_s=args.timeout, as_json=args.json)
     else:

@@ -7,8 +7,17 @@ request from another machine go through the same coordinator and actor code.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from nons.core.errors import ConfigurationError
@@ -28,6 +37,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from nons.observability.events import Event
+    from nons.runtime.batch import BatchInput, IndexedResult
 
 __all__ = ("EventCallback", "NetworkExecutor", "NoN", "OperatorSpec")
 
@@ -230,6 +240,78 @@ class NoN:
             metadata=metadata,
         )
         return result.raise_for_status()
+
+    async def forward_batch(
+        self,
+        inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
+        *,
+        concurrency: int = 8,
+        client: NetworkExecutor | None = None,
+        timeout_s: float | None = None,
+        budget_usd: float | None = None,
+        metadata: dict[str, str] | None = None,
+        raise_on_failure: bool = False,
+    ) -> list[IndexedResult]:
+        """Run the network once per input, `concurrency` at a time; results in input order.
+
+        Unlike `forward()`, a failed item does not raise: its result has
+        `status == "failed"` and an `error`, and the other items run on. Inputs are
+        read lazily (never more than `concurrency` ahead); an `ExecRequest` item
+        carries its own execution id, timeout, budget and metadata.
+
+        Raises:
+            ConfigurationError: `concurrency` is below 1.
+            ExecutionError: only with `raise_on_failure`: the first failure seen (the
+                items still running are cancelled).
+        """
+        batch = importlib.import_module("nons.runtime.batch")
+        executor = client or await _default_executor()
+        results: list[IndexedResult] = await batch.run_batch(
+            executor,
+            self,
+            inputs,
+            concurrency=concurrency,
+            timeout_s=timeout_s,
+            budget_usd=budget_usd,
+            metadata=metadata,
+            raise_on_failure=raise_on_failure,
+        )
+        return results
+
+    async def stream(
+        self,
+        inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
+        *,
+        concurrency: int = 8,
+        client: NetworkExecutor | None = None,
+        timeout_s: float | None = None,
+        budget_usd: float | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> AsyncGenerator[IndexedResult, None]:
+        """Run the network once per input and yield each result as it completes.
+
+        `async for result in net.stream(inputs)`: each result is an `ExecutionResult`
+        with an `index` (its input's position), in completion order. Failed items are
+        yielded, not raised. Leaving the loop early cancels the executions in flight
+        (at once with `contextlib.aclosing`, else when the generator is collected).
+
+        Raises:
+            ConfigurationError: `concurrency` is below 1.
+        """
+        batch = importlib.import_module("nons.runtime.batch")
+        executor = client or await _default_executor()
+        stream: AsyncGenerator[IndexedResult, None] = batch.stream_results(
+            executor,
+            self,
+            inputs,
+            concurrency=concurrency,
+            timeout_s=timeout_s,
+            budget_usd=budget_usd,
+            metadata=metadata,
+        )
+        async with contextlib.aclosing(stream) as results:
+            async for result in results:
+                yield result
 
     def __len__(self) -> int:
         return len(self.layers)

@@ -44,7 +44,9 @@ from nons.core.errors import (
 )
 
 __all__ = (
+    "BackoffStrategy",
     "BudgetExceededError",
+    "CircuitBreakerConfig",
     "CircuitOpenError",
     "ConfigurationError",
     "Content",
@@ -138,6 +140,8 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Per-call deadline of the provider call; the node deadline applies otherwise."""
     fallback: ModelConfig | None = None
     """Model used by the `FALLBACK_MODEL` policy after this one fails."""
+    budget_model: ModelConfig | None = None
+    """Cheaper model used when the execution's remaining budget cannot cover this one."""
     extra_params: dict[str, Any] = msgspec.field(default_factory=dict)
     """Provider-specific parameters passed through unchanged."""
 
@@ -194,17 +198,92 @@ class NetworkConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """Emit spans (when a tracer provider is configured)."""
     enable_metrics: bool = True
     """Record metrics (when a meter provider is configured)."""
+    cost_alert_usd: float | None = None
+    """Publish a `cost.alert` event when an execution's spending passes this amount."""
+    node_circuit_breaker: CircuitBreakerConfig | None = None
+    """Per-node circuit breakers in the coordinator (off when `None`)."""
+
+
+class BackoffStrategy(enum.StrEnum):
+    """How a provider's shared limiter backs off after the provider answers 429."""
+
+    LINEAR = "linear"
+    EXPONENTIAL = "exponential"
+    FIXED = "fixed"
 
 
 class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Per-provider limits shared by every node of a process."""
+    """Per-provider limits shared by every node of a process.
+
+    The limiter waits for capacity only as long as the call's own deadline (and
+    `max_wait_seconds`) allows; a wait that cannot fit fails at once with a
+    retryable `ProviderRateLimitedError` instead of queueing without bound.
+    """
 
     requests_per_minute: int = 60
     """Model calls per minute."""
     tokens_per_minute: int = 150_000
-    """Input plus output tokens per minute."""
+    """Input plus output tokens per minute (estimated before a call, corrected after)."""
     concurrent_requests: int = 10
     """Calls in flight at once."""
+    requests_per_second: int | None = None
+    """A second, finer request limit, as the NoN scheduler docs allow; off when None."""
+    max_concurrent: int | None = None
+    """The NoN docs' name for `concurrent_requests`; wins over it when set."""
+    max_wait_seconds: float = 60.0
+    """Longest wait for capacity even when the call's deadline would allow more."""
+    backoff_strategy: BackoffStrategy = BackoffStrategy.EXPONENTIAL
+    """How the pause after a provider 429 grows with consecutive 429s."""
+    backoff_base_delay: float = 1.0
+    """Pause of the whole provider after its first 429 in a row (seconds)."""
+    backoff_max_delay: float = 60.0
+    """Upper bound of that pause."""
+    backoff_multiplier: float = 2.0
+    """Growth factor of the pause under `EXPONENTIAL`."""
+
+    def __post_init__(self) -> None:
+        limits = {
+            "requests_per_minute": self.requests_per_minute,
+            "tokens_per_minute": self.tokens_per_minute,
+            "concurrent_requests": self.concurrent_requests,
+            "requests_per_second": self.requests_per_second,
+            "max_concurrent": self.max_concurrent,
+        }
+        for field, value in limits.items():
+            if value is not None and value < 1:
+                raise ConfigurationError(f"RateLimitConfig.{field} must be at least 1")
+        if self.max_wait_seconds < 0:
+            raise ConfigurationError("RateLimitConfig.max_wait_seconds must be >= 0")
+        if self.backoff_base_delay < 0 or self.backoff_max_delay < 0:
+            raise ConfigurationError("RateLimitConfig backoff delays must be >= 0")
+        if self.backoff_multiplier < 1:
+            raise ConfigurationError("RateLimitConfig.backoff_multiplier must be >= 1")
+
+    @property
+    def concurrency_limit(self) -> int:
+        """Calls in flight at once: `max_concurrent` when set, else `concurrent_requests`."""
+        return self.max_concurrent if self.max_concurrent is not None else self.concurrent_requests
+
+
+class CircuitBreakerConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """When a provider model's circuit breaker opens and how long it stays open.
+
+    This is the NoN docs' `CustomErrorPolicy(failure_threshold, recovery_timeout)`
+    as configuration: the actor process keeps one breaker per provider model.
+    """
+
+    failure_threshold: int = 5
+    """Consecutive retryable provider failures (429, 529, 5xx, timeouts) that open it."""
+    recovery_timeout_s: float = 30.0
+    """Seconds it stays open before one trial call is let through (half-open)."""
+    enabled: bool = True
+    """False turns the breakers off."""
+
+    def __post_init__(self) -> None:
+        if self.failure_threshold < 1:
+            raise ConfigurationError("CircuitBreakerConfig.failure_threshold must be at least 1")
+        if self.recovery_timeout_s < 0:
+            raise ConfigurationError("CircuitBreakerConfig.recovery_timeout_s must be >= 0")
 
 
 class TokenUsage(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,6 +15,9 @@ from nons.core.results import ErrorInfo
 from nons.core.types import TokenUsage
 
 __all__ = (
+    "BudgetExceeded",
+    "CircuitChanged",
+    "CostAlert",
     "Event",
     "EventType",
     "ExecutionCompleted",
@@ -24,6 +27,7 @@ __all__ = (
     "LayerStarted",
     "NodeCompleted",
     "NodeFailed",
+    "NodeRerouted",
     "NodeRetrying",
     "NodeStarted",
     "decode_event",
@@ -128,6 +132,8 @@ class NodeRetrying(Event, tag="node.retrying", frozen=True, kw_only=True):
     """Backoff before it."""
     error: ErrorInfo
     """The failure that caused the retry."""
+    model: str | None = None
+    """The model of the next attempt when it changes (`FALLBACK_MODEL`)."""
 
 
 class LayerCompleted(Event, tag="layer.completed", frozen=True, kw_only=True):
@@ -158,6 +164,8 @@ class ExecutionCompleted(Event, tag="execution.completed", frozen=True, kw_only=
     """Cost of all calls."""
     is_mock: bool = False
     """True when any output came from the mock provider."""
+    error: ErrorInfo | None = None
+    """Why a `partial` execution stopped early (e.g. `budget_exceeded`), if it did."""
 
 
 class ExecutionFailed(Event, tag="execution.failed", frozen=True, kw_only=True):
@@ -175,6 +183,52 @@ class ExecutionFailed(Event, tag="execution.failed", frozen=True, kw_only=True):
     """Cost spent before failing."""
 
 
+class BudgetExceeded(Event, tag="budget.exceeded", frozen=True, kw_only=True):
+    """The next layer's worst case would take the execution past its budget."""
+
+    layer_index: int
+    """The layer that was not started."""
+    spent_usd: float
+    """Spent so far."""
+    budget_usd: float
+    """The execution's budget."""
+    worst_case_usd: float
+    """Worst-case cost of the layer that was not started."""
+
+
+class CostAlert(Event, tag="cost.alert", frozen=True, kw_only=True):
+    """An execution's spending passed the network's `cost_alert_usd`."""
+
+    spent_usd: float
+    """Spent so far."""
+    threshold_usd: float
+    """The configured threshold."""
+
+
+class NodeRerouted(Event, tag="node.rerouted", frozen=True, kw_only=True):
+    """A node runs on its cheaper `budget_model` because the budget is low."""
+
+    layer_index: int
+    """Layer of the node."""
+    node_id: str
+    """The node."""
+    model: str | None = None
+    """The cheaper model's id."""
+    provider: str | None = None
+    """The cheaper model's provider."""
+
+
+class CircuitChanged(Event, tag="circuit.changed", frozen=True, kw_only=True):
+    """A node's circuit breaker in the coordinator changed state."""
+
+    node_id: str
+    """The node."""
+    old_state: str
+    """`closed`, `open` or `half_open`."""
+    new_state: str
+    """`closed`, `open` or `half_open`."""
+
+
 AnyEvent = (
     ExecutionStarted
     | LayerStarted
@@ -185,6 +239,10 @@ AnyEvent = (
     | LayerCompleted
     | ExecutionCompleted
     | ExecutionFailed
+    | BudgetExceeded
+    | CostAlert
+    | NodeRerouted
+    | CircuitChanged
 )
 
 EventType = str

@@ -5,6 +5,20 @@ client, so all nodes of a process share one SDK connection pool per provider. Th
 SDK modules are imported only when their provider is first asked for, so a process
 that runs on the mock never loads `anthropic` or `openai`. A provider that fails is
 an error: nothing here falls back to the mock.
+
+Every client is wrapped, innermost first, in:
+
+1. `RateLimitedClient`: the provider's rate limits of `nons.core.scheduler`, shared
+   by every node of the process;
+2. `BreakerClient`: one circuit breaker per provider model. It sits outside the
+   limiter so that an open breaker fails fast without taking rate capacity, and a
+   limiter wait that runs out of time (a local error) never counts as a failure;
+3. the wrapper of `set_client_wrapper` (the GenAI tracing span), outermost, so the
+   span covers the wait for capacity and records a fail-fast `circuit_open` or a
+   local `rate_limited` error as the call's outcome.
+
+The scheduler settings are read each time a client is handed out; clients built
+under older settings are dropped, so `configure_scheduler` applies at once.
 """
 
 from __future__ import annotations
@@ -13,7 +27,10 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from nons.core import scheduler
 from nons.core.types import ModelProvider
+from nons.providers.breaker import BreakerClient, BreakerListener, BreakerState
+from nons.providers.limits import RateLimitedClient
 from nons.providers.mock import MockBehaviour, MockClient
 from nons.providers.settings import ProviderSettings
 
@@ -31,6 +48,7 @@ __all__ = (
     "mock_behaviour",
     "provider_settings",
     "reset_providers",
+    "set_breaker_listener",
     "set_client_wrapper",
 )
 
@@ -43,6 +61,9 @@ class _Registry:
         self.settings: ProviderSettings | None = None
         self.mock: MockBehaviour | None = None
         self.wrapper: Callable[[ModelClient], ModelClient] | None = None
+        self.breaker_listener: BreakerListener | None = None
+        self.scheduler: scheduler.SchedulerSettings | None = None
+        """The scheduler settings the cached clients were built with."""
         self.clients: dict[ModelProvider, ModelClient] = {}
         self.retired: list[ModelClient] = []
         """Clients dropped from the cache but not yet closed (closing needs a loop)."""
@@ -68,12 +89,17 @@ def configure_providers(settings: ProviderSettings, mock: MockBehaviour | None =
 
 
 def reset_providers() -> None:
-    """Forget the settings, the wrapper and the clients, as in a fresh process (tests)."""
+    """Forget settings, wrappers, clients and scheduler settings, as in a fresh process.
+
+    Tests call it between cases.
+    """
     with _registry.lock:
         _registry.settings = None
         _registry.mock = None
         _registry.wrapper = None
+        _registry.breaker_listener = None
         _registry.retire_clients()
+        scheduler.set_scheduler(None)
 
 
 def provider_settings() -> ProviderSettings:
@@ -106,11 +132,15 @@ def get_model_client(provider: ModelProvider | None = None) -> ModelClient:
             optional SDK is not installed.
     """
     with _registry.lock:
+        settings = scheduler.get_scheduler()
+        if settings is not _registry.scheduler:
+            _registry.retire_clients()
+            _registry.scheduler = settings
         resolved = provider if provider is not None else default_provider()
         resolved = ModelProvider(resolved)
         client = _registry.clients.get(resolved)
         if client is None:
-            client = _create_client(resolved)
+            client = _with_resilience(_create_client(resolved), resolved, settings)
             if _registry.wrapper is not None:
                 client = _registry.wrapper(client)
             _registry.clients[resolved] = client
@@ -125,6 +155,17 @@ def set_client_wrapper(wrapper: Callable[[ModelClient], ModelClient] | None) -> 
     with _registry.lock:
         _registry.wrapper = wrapper
         _registry.retire_clients()
+
+
+def set_breaker_listener(listener: BreakerListener | None) -> None:
+    """Be told of every circuit breaker state change of this process; None stops it.
+
+    The listener runs in the task of the call that changed the state (inside its
+    GenAI span), as `listener(provider, model, old_state, new_state)`. It is not
+    called when the scheduler settings say `enable_observability=False`.
+    """
+    with _registry.lock:
+        _registry.breaker_listener = listener
 
 
 async def aclose_clients() -> None:
@@ -159,6 +200,26 @@ def _create_client(provider: ModelProvider) -> ModelClient:
     from nons.providers.openai import OpenAIClient
 
     return OpenAIClient(settings)
+
+
+def _with_resilience(
+    client: ModelClient, provider: ModelProvider, settings: scheduler.SchedulerSettings
+) -> ModelClient:
+    limits = settings.rate_limits.get(provider)
+    if limits is not None:
+        client = RateLimitedClient(client, limits)
+    if settings.circuit_breaker.enabled:
+        listener = _notify_breaker_listener if settings.enable_observability else None
+        client = BreakerClient(client, settings.circuit_breaker, on_change=listener)
+    return client
+
+
+def _notify_breaker_listener(
+    provider: str, model: str, old: BreakerState, new: BreakerState
+) -> None:
+    listener = _registry.breaker_listener
+    if listener is not None:
+        listener(provider, model, old, new)
 
 
 def _read_process_environment() -> tuple[ProviderSettings, MockBehaviour]:

@@ -31,6 +31,7 @@ from nons.core.errors import (
 from nons.core.names import exec_subject
 from nons.observability.metrics import RuntimeMetrics
 from nons.observability.propagation import extract_context, inject_headers, trace_id_hex
+from nons.providers.breaker import CircuitBreaker
 from nons.runtime.bus import Bus
 from nons.runtime.event_emitter import EventEmitter
 from nons.runtime.event_store import ensure_event_stream
@@ -106,6 +107,7 @@ class Coordinator:
         self.metrics = RuntimeMetrics(meter_provider)
         self._service: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._breakers: dict[str, dict[str, CircuitBreaker]] = {}
         self.completed = 0
         self.failed = 0
 
@@ -260,8 +262,29 @@ class Coordinator:
         events = EventEmitter(
             self.bus, network.name, execution_id, trace_id, enabled=self.settings.events
         )
-        runner = ExecutionRunner(network, state, self.bus, events, self.tracer)
+        runner = ExecutionRunner(
+            network, state, self.bus, events, self.tracer, self._breakers_of(network)
+        )
         return await runner.run(span)
+
+    def _breakers_of(self, network: NoN) -> dict[str, CircuitBreaker] | None:
+        """The network's per-node breakers, shared by all its executions here."""
+        config = network.network_config.node_circuit_breaker
+        if config is None or not config.enabled:
+            return None
+        breakers = self._breakers.get(network.name)
+        if breakers is None:
+            breakers = {
+                node.node_id: CircuitBreaker(
+                    network.name,
+                    node.node_id,
+                    failure_threshold=config.failure_threshold,
+                    recovery_timeout_s=config.recovery_timeout_s,
+                )
+                for _, node in network.nodes()
+            }
+            self._breakers[network.name] = breakers
+        return breakers
 
     def _refusal(
         self,

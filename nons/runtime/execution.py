@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
+from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from nons.core.errors import (
+    BudgetExceededError,
+    CircuitOpenError,
     ExecutionError,
     ExecutionTimeoutError,
     InvalidRequestError,
@@ -32,8 +35,11 @@ from nons.core.layer import Layer, LayerMember, NetworkNode
 from nons.core.names import exec_subject, node_subject
 from nons.core.node import Node
 from nons.core.results import ErrorInfo, ExecutionStatus, LayerResult, NodeResult
-from nons.core.types import CostInfo, ErrorPolicy, TokenUsage
+from nons.core.types import CostInfo, ErrorPolicy, ModelConfig, TokenUsage
 from nons.observability.events import (
+    BudgetExceeded,
+    CircuitChanged,
+    CostAlert,
     ExecutionCompleted,
     ExecutionFailed,
     ExecutionStarted,
@@ -41,10 +47,12 @@ from nons.observability.events import (
     LayerStarted,
     NodeCompleted,
     NodeFailed,
+    NodeRerouted,
     NodeRetrying,
     NodeStarted,
 )
 from nons.observability.propagation import inject_headers, span_id_hex, trace_id_hex
+from nons.runtime.budget import plan_layer
 from nons.runtime.bus import NoResponders, ReplyTimeout
 from nons.runtime.failures import error_info
 from nons.runtime.messages import (
@@ -60,13 +68,15 @@ from nons.runtime.messages import (
 from nons.runtime.policies import backoff_delay, layer_outcome, next_attempt_model, should_retry
 
 if TYPE_CHECKING:
-    from opentelemetry import trace
-
     from nons.core.network import NoN
+    from nons.providers.breaker import CircuitBreaker
     from nons.runtime.bus import Bus
     from nons.runtime.event_emitter import EventEmitter
 
 __all__ = ("ExecutionRunner", "ExecutionState")
+
+_PARTIAL_POLICIES = frozenset({ErrorPolicy.RETURN_PARTIAL, ErrorPolicy.SKIP_AND_CONTINUE})
+"""Policies under which a budget stop returns what was done so far as `partial`."""
 
 
 class ExecutionState(msgspec.Struct, kw_only=True):
@@ -122,8 +132,10 @@ class ExecutionRunner:
         bus: Bus,
         events: EventEmitter,
         tracer: trace.Tracer,
+        breakers: dict[str, CircuitBreaker] | None = None,
     ) -> None:
         self.network = network
+        self.breakers = breakers
         self.state = state
         self.bus = bus
         self.events = events
@@ -131,6 +143,8 @@ class ExecutionRunner:
         self._headers: dict[str, str] = {}
         self._traced = False
         self._input_raw = msgspec.Raw(b"null")
+        self._budget_models: dict[str, ModelConfig] = {}
+        self._alerted = False
 
     def _span(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> Any:
         """A child span when this execution is sampled; nothing at all otherwise.
@@ -154,11 +168,20 @@ class ExecutionRunner:
         status: ExecutionStatus = "completed"
         error: ErrorInfo | None = None
         for index in range(state.next_layer, len(self.network.layers)):
-            layer_result, error = await self._run_layer(index, self.network.layers[index])
+            layer = self.network.layers[index]
+            self._input_raw = msgspec.Raw(encode(state.current_input))
+            refusal = await self._check_budget(index, layer)
+            if refusal is not None:
+                error = refusal
+                partial = layer.layer_config.error_policy in _PARTIAL_POLICIES
+                status = "partial" if partial and state.layers else "failed"
+                break
+            layer_result, error = await self._run_layer(index, layer)
             state.layers.append(layer_result)
             state.usage = state.usage + layer_result.usage
             state.cost = state.cost + layer_result.cost
             state.next_layer = index + 1
+            await self._check_cost_alert()
             if error is not None:
                 status = "failed"
                 break
@@ -166,6 +189,52 @@ class ExecutionRunner:
                 status = "partial"
             state.current_input = layer_result.output
         return await self._finish(span, status, error)
+
+    async def _check_budget(self, index: int, layer: Layer) -> ErrorInfo | None:
+        """Refuse a layer whose worst case would pass the budget; route nodes to budget models."""
+        self._budget_models = {}
+        budget = self.state.budget_usd
+        if budget is None:
+            return None
+        spent = self.state.cost.total_cost_usd
+        plan = plan_layer(layer, len(self._input_raw), spent, budget)
+        if not plan.fits:
+            await self.events.emit(
+                BudgetExceeded,
+                layer_index=index,
+                spent_usd=spent,
+                budget_usd=budget,
+                worst_case_usd=plan.worst_case_usd,
+            )
+            return ErrorInfo.from_exception(
+                BudgetExceededError(
+                    f"budget of ${budget:.4f} would be exceeded by layer {index}: spent "
+                    f"${spent:.4f}, layer worst case ${plan.worst_case_usd:.4f}",
+                    details={
+                        "layer_index": index,
+                        "spent_usd": spent,
+                        "budget_usd": budget,
+                        "worst_case_usd": plan.worst_case_usd,
+                    },
+                )
+            )
+        self._budget_models = plan.models
+        for node_id, model in plan.models.items():
+            await self.events.emit(
+                NodeRerouted,
+                layer_index=index,
+                node_id=node_id,
+                model=model.model_name,
+                provider=model.provider.value if model.provider else None,
+            )
+        return None
+
+    async def _check_cost_alert(self) -> None:
+        threshold = self.network.network_config.cost_alert_usd
+        spent = self.state.cost.total_cost_usd
+        if threshold is not None and not self._alerted and spent > threshold:
+            self._alerted = True
+            await self.events.emit(CostAlert, spent_usd=spent, threshold_usd=threshold)
 
     async def _finish(
         self, span: trace.Span, status: ExecutionStatus, error: ErrorInfo | None
@@ -176,7 +245,7 @@ class ExecutionRunner:
         cost_usd = state.cost.total_cost_usd
         span.set_attribute("nons.cost_usd", cost_usd)
         span.set_attribute("nons.status", status)
-        if error is not None:
+        if status == "failed" and error is not None:
             span.set_status(Status(StatusCode.ERROR, error.message))
             span.set_attribute("error.type", error.type)
             await self.events.emit(
@@ -195,12 +264,13 @@ class ExecutionRunner:
                 usage=state.usage,
                 cost_usd=cost_usd,
                 is_mock=is_mock,
+                error=error,
             )
         return ExecReply(
             execution_id=state.execution_id,
             network=state.network,
             status=status,
-            output=None if error is not None else state.current_input,
+            output=None if status == "failed" else state.current_input,
             usage=state.usage,
             cost_usd=cost_usd,
             duration_ms=duration_ms,
@@ -216,8 +286,6 @@ class ExecutionRunner:
         deadline = min(self.state.deadline, started + config.timeout_seconds)
         node_ids = [node.node_id for node in layer.nodes]
         results: list[NodeResult | None] = [None] * len(layer.nodes)
-        # The layer's input is encoded once, not once per node call.
-        self._input_raw = msgspec.Raw(encode(self.state.current_input))
         with self._span(
             f"layer {index}",
             SpanKind.INTERNAL,
@@ -298,7 +366,7 @@ class ExecutionRunner:
     ) -> None:
         config = context.layer.layer_config
         attempt = 1
-        model = None
+        model = self._budget_models.get(node.node_id)
         base_model = getattr(node, "model_config", None)
         has_fallback = base_model is not None and base_model.fallback is not None
         while True:
@@ -306,7 +374,7 @@ class ExecutionRunner:
                 NodeStarted, layer_index=context.index, node_id=node.node_id, attempt=attempt
             )
             started = time.perf_counter()
-            result = await self._attempt(context, node, attempt, model)
+            result = await self._guarded_attempt(context, node, attempt, model)
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             if result.succeeded:
                 results[slot] = (
@@ -327,6 +395,17 @@ class ExecutionRunner:
             remaining = context.deadline - time.time()
             if should_retry(config, error, attempt, has_fallback) and remaining > 0:
                 delay = min(backoff_delay(config, attempt), remaining)
+                fallback = next_attempt_model(config, base_model, attempt)
+                model = fallback or model
+                trace.get_current_span().add_event(
+                    "node.fallback" if fallback else "node.retrying",
+                    {
+                        "nons.node_id": node.node_id,
+                        "nons.attempt": attempt + 1,
+                        "error.type": error.type,
+                        "nons.delay_s": delay,
+                    },
+                )
                 await self.events.emit(
                     NodeRetrying,
                     layer_index=context.index,
@@ -334,9 +413,9 @@ class ExecutionRunner:
                     attempt=attempt + 1,
                     delay_s=delay,
                     error=error,
+                    model=fallback.model_name if fallback else None,
                 )
                 await anyio.sleep(delay)
-                model = next_attempt_model(config, base_model, attempt) or model
                 attempt += 1
                 continue
             results[slot] = self._final_failure(node, result, attempt)
@@ -374,6 +453,33 @@ class ExecutionRunner:
                 attempts=attempt,
             )
         return msgspec.structs.replace(result, attempts=attempt)
+
+    async def _guarded_attempt(
+        self, context: _Layer, node: LayerMember, attempt: int, model: Any
+    ) -> NodeResult:
+        """One attempt through the node's circuit breaker, when the network has them."""
+        breaker = self.breakers.get(node.node_id) if self.breakers is not None else None
+        if breaker is None:
+            return await self._attempt(context, node, attempt, model)
+        before = breaker.state
+        try:
+            ticket = breaker.admit()
+        except CircuitOpenError as exc:
+            result = self._failed(node, exc)
+        else:
+            result = await self._attempt(context, node, attempt, model)
+            breaker.record(ticket, None if result.succeeded else _health_signal(result))
+        if breaker.state != before:
+            await self.events.emit(
+                CircuitChanged,
+                node_id=node.node_id,
+                old_state=str(before),
+                new_state=str(breaker.state),
+            )
+            trace.get_current_span().add_event(
+                "circuit.changed", {"nons.node_id": node.node_id, "state": str(breaker.state)}
+            )
+        return result
 
     async def _attempt(
         self, context: _Layer, node: LayerMember, attempt: int, model: Any
@@ -458,7 +564,9 @@ class ExecutionRunner:
             input=self.state.current_input,
             execution_id=f"{self.state.execution_id}-{node.node_id}"[-128:],
             timeout_s=max(timeout_s, 1e-3),
-            budget_usd=self.state.budget_usd,
+            budget_usd=None
+            if self.state.budget_usd is None
+            else max(self.state.budget_usd - self.state.cost.total_cost_usd, 0.0),
             metadata=self.state.metadata,
         )
         headers = inject_headers(
@@ -500,3 +608,11 @@ def execution_deadline(now: float, request_timeout: float | None, network_timeou
 def current_ids(span: trace.Span) -> tuple[str | None, str | None]:
     """Trace and span id of a span as hex."""
     return trace_id_hex(span), span_id_hex(span)
+
+
+def _health_signal(result: NodeResult) -> BaseException:
+    """What a failed call tells a node's breaker: retryable failures count, others do not."""
+    error = result.error
+    if error is not None and error.retryable:
+        return TimeoutError(error.message)  # counted as "the node is unhealthy"
+    return ValueError(error.message if error else "failed")

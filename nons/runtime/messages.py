@@ -165,7 +165,7 @@ def decode_exec_reply(payload: bytes) -> ExecReply:
     """
     try:
         return _EXEC_REPLY_DECODER.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"malformed exec reply: {exc}") from None
 
 
@@ -173,11 +173,12 @@ def decode_node_call(payload: bytes) -> NodeCall:
     """Decode a node call.
 
     Raises:
-        InvalidRequestError: naming the field that is wrong.
+        InvalidRequestError: naming the field that is wrong (or invalid UTF-8 in a
+            string, which msgspec reports as a `UnicodeDecodeError`).
     """
     try:
         return _NODE_CALL_DECODER.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"malformed node call: {exc}") from None
 
 
@@ -189,7 +190,7 @@ def decode_node_reply(payload: bytes) -> NodeResult:
     """
     try:
         return _NODE_REPLY_DECODER.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"malformed node reply: {exc}") from None
 
 

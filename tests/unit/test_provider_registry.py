@@ -52,11 +52,18 @@ class _Recording:
         await self.inner.aclose()
 
 
+def _innermost(client: ModelClient) -> ModelClient:
+    """The provider's own client under the registry's rate-limit and breaker wrappers."""
+    while isinstance(inner := getattr(client, "inner", None), ModelClient):
+        client = inner
+    return client
+
+
 def test_configured_default_and_cache() -> None:
     registry.configure_providers(ProviderSettings(default_provider=ModelProvider.MOCK))
     assert registry.default_provider() is ModelProvider.MOCK
     client = registry.get_model_client()
-    assert isinstance(client, MockClient)
+    assert isinstance(_innermost(client), MockClient)
     assert registry.get_model_client(ModelProvider.MOCK) is client
     assert registry.get_model_client(None) is client
 
@@ -64,7 +71,7 @@ def test_configured_default_and_cache() -> None:
 def test_mock_behaviour_reaches_the_client() -> None:
     behaviour = MockBehaviour(latency_s=0.01, failure_rate=0.2)
     registry.configure_providers(ProviderSettings(), mock=behaviour)
-    client = registry.get_model_client(ModelProvider.MOCK)
+    client = _innermost(registry.get_model_client(ModelProvider.MOCK))
     assert isinstance(client, MockClient)
     assert client.behaviour == behaviour
 
