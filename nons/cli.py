@@ -165,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _context(url_argument: str | None, environ: Mapping[str, str]) -> CliContext:
     """Read the configuration once: argument, then environment, then default."""
+    from nons.core.scheduler import SchedulerSettings
     from nons.observability.setup import TracingSettings
     from nons.providers.mock import MockBehaviour
     from nons.providers.settings import ProviderSettings
@@ -181,6 +182,7 @@ def _context(url_argument: str | None, environ: Mapping[str, str]) -> CliContext
         nats_url=url,
         providers=ProviderSettings.from_env(environ),
         mock=MockBehaviour.from_env(environ),
+        scheduler=SchedulerSettings.from_env(environ),
         server_binary=binary_from_env(environ),
         telemetry_environ=otel,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -29,11 +30,18 @@ from nons.core.errors import (
     PayloadTooLargeError,
     SpecMismatchError,
 )
-from nons.core.names import node_subject
+from nons.core.names import event_subject, node_subject
 from nons.core.node import Node
 from nons.core.results import NodeResult
+from nons.observability.events import CircuitChanged, encode_event
 from nons.observability.metrics import RuntimeMetrics
-from nons.observability.propagation import extract_context, inject_headers
+from nons.observability.propagation import (
+    extract_context,
+    inject_headers,
+    span_id_hex,
+    trace_id_hex,
+)
+from nons.providers.registry import set_breaker_listener
 from nons.runtime.bus import Bus
 from nons.runtime.failures import error_info
 from nons.runtime.messages import EXECUTION_ID_HEADER, NodeCall, decode_node_call, encode
@@ -52,6 +60,9 @@ if TYPE_CHECKING:
 __all__ = ("ActorHost", "ActorSettings")
 
 logger = logging.getLogger("nons.actor")
+
+_CURRENT_CALL: ContextVar[tuple[str, str, str] | None] = ContextVar("nons_actor_call", default=None)
+"""(network, execution id, node id) of the node call running in this task."""
 
 SERVICE_NAME = "nons-actor"
 """Micro-service name every actor host registers under."""
@@ -119,13 +130,51 @@ class ActorHost:
                         self.slots.setdefault(slot.subject, slot)
         self._service: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._side_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def in_flight(self) -> int:
         """Node calls running or waiting now."""
         return len(self._tasks)
 
+    def _on_breaker(self, provider: str, model: str, old: object, new: object) -> None:
+        """Report a provider-model breaker change as a span event and an execution event."""
+        trace.get_current_span().add_event(
+            "circuit.changed",
+            {
+                "gen_ai.provider.name": provider,
+                "gen_ai.request.model": model,
+                "from": str(old),
+                "to": str(new),
+            },
+        )
+        call = _CURRENT_CALL.get()
+        if call is None:
+            return
+        network, execution_id, node_id = call
+        span = trace.get_current_span()
+        event = CircuitChanged(
+            ts=time.time(),
+            network=network,
+            execution_id=execution_id,
+            trace_id=trace_id_hex(span),
+            span_id=span_id_hex(span),
+            node_id=node_id,
+            old_state=str(old),
+            new_state=str(new),
+            provider=provider,
+            model=model,
+        )
+        subject = event_subject(network, execution_id, event.type)
+        headers = inject_headers({EXECUTION_ID_HEADER: execution_id})
+        task = asyncio.get_running_loop().create_task(
+            self.bus.publish(subject, encode_event(event), headers)
+        )
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
     async def __aenter__(self) -> ActorHost:
+        set_breaker_listener(self._on_breaker)
         self._service = await add_service(
             self.nc,
             ServiceConfig(
@@ -161,6 +210,7 @@ class ActorHost:
 
     async def stop(self) -> None:
         """Stop taking calls, finish those in flight (bounded), then cancel the rest."""
+        set_breaker_listener(None)
         if self._service is not None:
             await self._service.stop()
             self._service = None
@@ -283,8 +333,12 @@ class ActorHost:
         try:
             # asyncio primitives, measured: anyio's limiter and fail_after each cost two
             # extra event-loop turns per call on the hottest path of the actor.
-            async with slot.limiter, asyncio.timeout(call.timeout_s or None):
-                return await slot.node.execute(call.input, model_config=call.model)
+            token = _CURRENT_CALL.set((slot.network.name, call.execution_id, slot.node.node_id))
+            try:
+                async with slot.limiter, asyncio.timeout(call.timeout_s or None):
+                    return await slot.node.execute(call.input, model_config=call.model)
+            finally:
+                _CURRENT_CALL.reset(token)
         except TimeoutError:
             return _failure(
                 slot,
@@ -312,8 +366,7 @@ _CONTEXT_HEADERS = frozenset({"traceparent", "tracestate", EXECUTION_ID_HEADER.l
 def _reply_headers(request_headers: dict[str, str]) -> dict[str, str]:
     """The caller's trace context and execution id, echoed on a reply made without a span."""
     return {
-        name: value for name, value in request_headers.items()
-        if name.lower() in _CONTEXT_HEADERS
+        name: value for name, value in request_headers.items() if name.lower() in _CONTEXT_HEADERS
     }
 
 

@@ -219,7 +219,7 @@ class NodeRerouted(Event, tag="node.rerouted", frozen=True, kw_only=True):
 
 
 class CircuitChanged(Event, tag="circuit.changed", frozen=True, kw_only=True):
-    """A node's circuit breaker in the coordinator changed state."""
+    """A circuit breaker changed state: a node's (coordinator) or a provider model's (actor)."""
 
     node_id: str
     """The node."""
@@ -227,6 +227,10 @@ class CircuitChanged(Event, tag="circuit.changed", frozen=True, kw_only=True):
     """`closed`, `open` or `half_open`."""
     new_state: str
     """`closed`, `open` or `half_open`."""
+    provider: str | None = None
+    """For a provider-model breaker in an actor: the provider."""
+    model: str | None = None
+    """For a provider-model breaker in an actor: the model."""
 
 
 AnyEvent = (

@@ -9,6 +9,7 @@ only sees the `CompletionRequest` and the `Completion`.
 
 from __future__ import annotations
 
+import traceback
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
@@ -105,7 +106,9 @@ class TracedModelClient:
             try:
                 completion = await self.inner.complete(request)
             except Exception as exc:
-                span.record_exception(exc)
+                # Our own traceback only: the cause chain holds the SDK's exception,
+                # whose text is the API's raw answer (which may echo the API key).
+                span.record_exception(exc, attributes={"exception.stacktrace": _own_traceback(exc)})
                 span.set_attribute("error.type", error_type_of(exc))
                 span.set_status(Status(StatusCode.ERROR, _error_description(exc)))
                 raise
@@ -198,6 +201,11 @@ def _completion_attributes(completion: Completion) -> dict[str, AttributeValue]:
     if completion.response_id is not None:
         attributes["gen_ai.response.id"] = completion.response_id
     return attributes
+
+
+def _own_traceback(error: BaseException) -> str:
+    """The traceback of `error` alone, without its `__cause__` or `__context__`."""
+    return "".join(traceback.format_exception(error, chain=False))
 
 
 def _error_description(error: BaseException) -> str:

@@ -166,9 +166,7 @@ async def test_executions_survive_a_server_restart(
     assert all(elapsed <= REQUEST_TIMEOUT_S + HANG_MARGIN_S for _, elapsed in outcomes)
 
 
-async def test_killed_coordinator_loses_only_its_executions(
-    nats_url: str, tmp_path: Path
-) -> None:
+async def test_killed_coordinator_loses_only_its_executions(nats_url: str, tmp_path: Path) -> None:
     name, spec = two_layer_spec(tmp_path, node_timeout=6.0)
     started_layers: set[str] = set()
 
@@ -180,7 +178,12 @@ async def test_killed_coordinator_loses_only_its_executions(
         await nc.subscribe(f"nons.events.{name}.*.layer.started", cb=on_layer)
         with contextlib.ExitStack() as stack:
             actor = start_actor(
-                stack, nats_url, spec, tmp_path, name="actor", env=child_env(NONS_MOCK_LATENCY_S="4")
+                stack,
+                nats_url,
+                spec,
+                tmp_path,
+                name="actor",
+                env=child_env(NONS_MOCK_LATENCY_S="4"),
             )
             first = start_coordinator(stack, nats_url, spec, tmp_path, name="coordinator-a")
             for process in (actor, first):

@@ -115,9 +115,7 @@ CASES: dict[str, Case] = {
     "exec-wrong-type-timeout": Case(EXEC, b'{"input": 1, "timeout_s": "soon"}', "invalid_request"),
     "exec-wrong-type-budget": Case(EXEC, b'{"input": 1, "budget_usd": -1}', "invalid_request"),
     "exec-wrong-type-metadata": Case(EXEC, b'{"input": 1, "metadata": [1]}', "invalid_request"),
-    "exec-bad-execution-id": Case(
-        EXEC, b'{"input": 1, "execution_id": "a.b>"}', "invalid_request"
-    ),
+    "exec-bad-execution-id": Case(EXEC, b'{"input": 1, "execution_id": "a.b>"}', "invalid_request"),
     "exec-unknown-field": Case(EXEC, b'{"input": "x", "priority": 9}', "invalid_request"),
     "exec-invalid-utf8": Case(EXEC, b'{"input": "\xff\xfe"}', "invalid_request"),
     "exec-invalid-utf8-text": Case(EXEC, b"caf\xe9 au lait", "invalid_request"),
