@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.nons-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint bench
+.PHONY: install test demo lint bench postgres
 
 install:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,18 @@ install:
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory install PYTHON=$(PYTHON) VENV=$(VENV)
 
-test: $(STAMP)
+# PostgreSQL binaries for the event-sink tests (they start a private throwaway cluster).
+# Installed from Debian's packages when missing and we may (root); otherwise those tests skip.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+		echo "note: PostgreSQL is not installed; the postgres sink tests will be skipped"; \
+	fi
+
+test: $(STAMP) postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

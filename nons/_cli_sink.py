@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nons._cli_common import EXIT_OK, EXIT_UNAVAILABLE, connect, emit, stop_event
+from nons._cli_common import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, connect, emit, stop_event
 from nons.sinks._consume import SinkSettings, SinkUnavailableError, run_sink
 
 if TYPE_CHECKING:
@@ -112,6 +112,8 @@ async def run_postgres(
     max_outage_s: float,
 ) -> int:
     """Record events in PostgreSQL until stopped; exit 3 when it stays unreachable."""
+    import asyncpg
+
     from nons.sinks.postgres import PostgresSettings, PostgresSink
 
     database = PostgresSettings(dsn=dsn, max_outage_s=max_outage_s)
@@ -130,6 +132,9 @@ async def run_postgres(
     except SinkUnavailableError as exc:
         emit(f"nons sink postgres: {exc}", sys.stderr)
         return EXIT_UNAVAILABLE
+    except asyncpg.PostgresError as exc:  # e.g. no permission on the tables: nothing acked
+        emit(f"nons sink postgres: PostgreSQL refused: {type(exc).__name__}: {exc}", sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -230,7 +230,7 @@ async def _consume(
             wanted = min(wanted, settings.max_events - handled)
         try:
             messages = await subscription.fetch(wanted, timeout=wait)
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from some fetch paths
             continue
         if not messages:
             continue

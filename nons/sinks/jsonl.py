@@ -108,9 +108,11 @@ class JsonlSink:
         self.malformed += malformed
 
     def _open(self) -> None:
-        self.position = self._read_position()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         size = self.path.stat().st_size if self.path.exists() else 0
+        recorded = self._read_position()
+        # Without a position file the file's content is someone else's: append after it.
+        self.position = recorded or JsonlPosition(offset=size)
         if size > self.position.offset:
             logger.warning(
                 "%s: cutting %d bytes written after the last recorded event "
@@ -124,11 +126,11 @@ class JsonlSink:
             self.position = msgspec.structs.replace(self.position, offset=size)
         self._file = self.path.open("ab")
 
-    def _read_position(self) -> JsonlPosition:
+    def _read_position(self) -> JsonlPosition | None:
         try:
             raw = self.position_path.read_bytes()
         except FileNotFoundError:
-            return JsonlPosition()
+            return None
         try:
             return msgspec.convert(_POSITION_DECODER.decode(raw), JsonlPosition)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -110,6 +110,15 @@ async def test_lines_after_the_recorded_position_are_cut_and_written_again(
     assert json.loads(out.with_name("crash.jsonl.pos").read_text())["stream_sequence"] == 4
 
 
+async def test_an_existing_file_without_position_is_appended_to(tmp_path: Path) -> None:
+    out = tmp_path / "kept.jsonl"
+    out.write_text('{"kept": true}\n')
+    data = b'{"type": "x", "n": 1}'
+    async with JsonlSink(out) as sink:
+        await sink.write([ReceivedEvent(stream_sequence=1, subject="s", data=data, event=None)])
+    assert read_lines(out) == [{"kept": True}, {"type": "x", "n": 1}]
+
+
 def b_not_json(sequence: int) -> ReceivedEvent:
     return ReceivedEvent(stream_sequence=sequence, subject="s", data=b"{oops", event=None)
 

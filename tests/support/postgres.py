@@ -151,11 +151,15 @@ class PostgresServer:
 def postgres_server() -> Iterator[PostgresServer]:
     """A started private cluster for the block, stopped by PID and deleted afterwards.
 
-    Skips the test when PostgreSQL is not installed (`.ci/run` installs it).
+    Skips the test when PostgreSQL is not installed (`make test` installs it as root),
+    except in CI (`CI` set), where a missing server is a failure, not a silent skip.
     """
     bindir = find_bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        message = "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; `make test` should have installed them")
+        pytest.skip(message)
     run_as = None
     if os.geteuid() == 0:
         try:
