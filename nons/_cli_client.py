@@ -29,7 +29,7 @@ from nons._cli_discovery import discover, print_services
 from nons._cli_format import describe_event, event_line, format_output, reply_json, summary
 from nons.core.errors import ConfigurationError, NetworkUnavailableError, NodeTimeoutError
 from nons.core.names import events_filter
-from nons.observability.events import decode_event
+from nons.observability.events import NodeDelta, decode_event
 from nons.runtime.client import Client
 from nons.runtime.loading import load_targets
 from nons.runtime.local import LocalRuntime
@@ -52,20 +52,43 @@ _PROGRESS_GRACE_S = 1.0
 
 
 class _Progress:
-    """Prints one execution's events to stderr as they arrive."""
+    """Prints one execution's events to stderr as they arrive.
+
+    The text deltas of streaming nodes (`node.delta`) are printed inline as they come,
+    after a `[node_id]` prefix, so the answer shows while it is being generated.
+    """
 
     def __init__(self) -> None:
         self.done = asyncio.Event()
+        self._streaming: str | None = None
+        """The node whose deltas are being printed on the current line."""
 
     async def on_message(self, msg: Msg) -> None:
         try:
             event = decode_event(msg.data)
         except (msgspec.ValidationError, msgspec.DecodeError):
             return
-        if event.type != "node.started":  # completions say enough per node
+        if isinstance(event, NodeDelta):
+            self._delta(event)
+        elif event.type != "node.started":  # completions say enough per node
+            self._end_line()
             emit(describe_event(event), sys.stderr)
         if event.type in _TERMINAL:
             self.done.set()
+
+    def _delta(self, event: NodeDelta) -> None:
+        key = f"{event.node_id}#{event.attempt}"
+        if key != self._streaming:
+            self._end_line()
+            sys.stderr.write(f"[{event.node_id}] ")
+            self._streaming = key
+        sys.stderr.write(event.text)
+        sys.stderr.flush()
+
+    def _end_line(self) -> None:
+        if self._streaming is not None:
+            sys.stderr.write("\n")
+            self._streaming = None
 
 
 async def run_exec(

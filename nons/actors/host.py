@@ -23,6 +23,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
+from nons.actors._caches import HostCaches
+from nons.actors._calls import check_call, failure, failure_for, reply_headers
+from nons.actors.cache import NodeCache, lookup, served_from_cache, store
+from nons.actors.deltas import delta_publisher
 from nons.core.errors import (
     InvalidRequestError,
     NodeTimeoutError,
@@ -32,7 +36,6 @@ from nons.core.errors import (
 )
 from nons.core.names import event_subject, node_subject
 from nons.core.node import Node
-from nons.core.results import NodeResult
 from nons.observability.events import CircuitChanged, encode_event
 from nons.observability.metrics import RuntimeMetrics
 from nons.observability.propagation import (
@@ -43,11 +46,10 @@ from nons.observability.propagation import (
 )
 from nons.providers.registry import set_breaker_listener
 from nons.runtime.bus import Bus
-from nons.runtime.failures import error_info
 from nons.runtime.messages import EXECUTION_ID_HEADER, NodeCall, decode_node_call, encode
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from nats.aio.client import Client
     from nats.aio.msg import Msg
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
 
     from nons.core.network import NoN
+    from nons.core.results import NodeResult
 
 __all__ = ("ActorHost", "ActorSettings")
 
@@ -96,6 +99,7 @@ class _Slot:
         self.network = network
         self.node = node
         self.subject = node_subject(network.name, node.node_id)
+        self.spec = node.to_spec()
         self.limiter = asyncio.Semaphore(concurrency)
         self.in_flight = 0
         self.completed = 0
@@ -114,7 +118,13 @@ class ActorHost:
         *,
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        cache: NodeCache | None = None,
     ) -> None:
+        """Prepare to serve the nodes of `networks`, sub-networks included.
+
+        `cache`, when given, is used for every cached call instead of the cache each
+        network's `CacheConfig` names (tests; one cache shared by several hosts).
+        """
         self.nc = nc
         self.settings = settings or ActorSettings()
         self.bus = Bus(nc)
@@ -128,6 +138,8 @@ class ActorHost:
                     if isinstance(node, Node) and (not wanted or node.node_id in wanted):
                         slot = _Slot(member, node, self.settings.concurrency)
                         self.slots.setdefault(slot.subject, slot)
+        self.caches = HostCaches(cache)
+        """The node-result caches of this host, one per cache configuration."""
         self._service: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._side_tasks: set[asyncio.Task[None]] = set()
@@ -174,6 +186,7 @@ class ActorHost:
         task.add_done_callback(self._side_tasks.discard)
 
     async def __aenter__(self) -> ActorHost:
+        await self.caches.open(self.nc, [slot.network for slot in self.slots.values()])
         set_breaker_listener(self._on_breaker)
         self._service = await add_service(
             self.nc,
@@ -239,14 +252,14 @@ class ActorHost:
                 slot.refused += 1
                 await self._reply(
                     msg,
-                    _failure(
-                        slot,
+                    failure(
+                        slot.node,
                         NodeUnavailableError(
                             f"actor for {slot.subject} is saturated ({slot.in_flight} calls)",
                             details={"node_id": slot.node.node_id},
                         ),
                     ),
-                    _reply_headers(msg.headers or {}),
+                    reply_headers(msg.headers or {}),
                 )
                 return
             slot.in_flight += 1
@@ -262,7 +275,7 @@ class ActorHost:
         try:
             result, headers = await self._run(slot, msg)
         except Exception as exc:  # the boundary: answer, log, keep serving
-            result, headers = _failure(slot, exc), _reply_headers(msg.headers or {})
+            result, headers = failure(slot.node, exc), reply_headers(msg.headers or {})
         finally:
             slot.in_flight -= 1
             self.metrics.in_flight(-1, slot.network.name, slot.node.node_id)
@@ -294,7 +307,7 @@ class ActorHost:
                 result = await self._execute(slot, msg, INVALID_SPAN)
             finally:
                 otel_context.detach(token)
-            return result, _reply_headers(headers)
+            return result, reply_headers(headers)
         with self.tracer.start_as_current_span(
             f"process {msg.subject}",
             context=parent,
@@ -315,40 +328,63 @@ class ActorHost:
             else:
                 span.set_attribute("nons.cost_usd", result.cost.total_cost_usd)
                 span.set_attribute("nons.is_mock", result.is_mock)
-            reply_headers = inject_headers({})
+                span.set_attribute("nons.saved_cost_usd", result.saved_cost_usd)
+            out_headers = inject_headers({})
         execution_id = headers.get(EXECUTION_ID_HEADER)
         if execution_id:
-            reply_headers[EXECUTION_ID_HEADER] = execution_id
-        return result, reply_headers
+            out_headers[EXECUTION_ID_HEADER] = execution_id
+        return result, out_headers
 
     async def _execute(self, slot: _Slot, msg: Msg, span: trace.Span) -> NodeResult:
+        started = time.perf_counter()
         try:
             call = decode_node_call(msg.data)
-            _check_call(slot, call)
+            check_call(slot.network, slot.node, slot.subject, call)
         except (InvalidRequestError, SpecMismatchError) as exc:
-            return _failure(slot, exc)
+            return failure(slot.node, exc)
         span.set_attribute("nons.execution_id", call.execution_id)
         span.set_attribute("nons.layer_index", call.layer_index)
         span.set_attribute("nons.attempt", call.attempt)
+        on_delta: Callable[[str], Awaitable[None]] | None = None
+        if slot.node.stream:
+            on_delta = delta_publisher(self.bus, slot.network.name, slot.node.node_id, call)
+        cached = self.caches.plan(slot.node, slot.spec, slot.network, call)
+        if cached is not None:
+            hit = await lookup(*cached)
+            span.set_attribute("nons.cache_hit", hit is not None)
+            if hit is not None:
+                if on_delta is not None and isinstance(hit.output, str) and hit.output:
+                    await on_delta(hit.output)
+                return served_from_cache(hit, (time.perf_counter() - started) * 1000.0)
+        result = await self._run_node(slot, call, on_delta)
+        if cached is not None and result.status == "ok":
+            await store(*cached, result)
+        return result
+
+    async def _run_node(
+        self, slot: _Slot, call: NodeCall, on_delta: Callable[[str], Awaitable[None]] | None
+    ) -> NodeResult:
         try:
             # asyncio primitives, measured: anyio's limiter and fail_after each cost two
             # extra event-loop turns per call on the hottest path of the actor.
             token = _CURRENT_CALL.set((slot.network.name, call.execution_id, slot.node.node_id))
             try:
                 async with slot.limiter, asyncio.timeout(call.timeout_s or None):
-                    return await slot.node.execute(call.input, model_config=call.model)
+                    return await slot.node.execute(
+                        call.input, model_config=call.model, on_delta=on_delta
+                    )
             finally:
                 _CURRENT_CALL.reset(token)
         except TimeoutError:
-            return _failure(
-                slot,
+            return failure(
+                slot.node,
                 NodeTimeoutError(
                     f"node {slot.node.node_id!r} did not finish within {call.timeout_s:.2f}s",
                     details={"node_id": slot.node.node_id, "layer_index": call.layer_index},
                 ),
             )
         except Exception as exc:
-            return _failure(slot, exc)
+            return failure(slot.node, exc)
 
     async def _reply(self, msg: Msg, result: NodeResult, headers: dict[str, str]) -> None:
         if not msg.reply:
@@ -357,53 +393,4 @@ class ActorHost:
         try:
             await self.bus.publish(msg.reply, encode(result), headers)
         except PayloadTooLargeError as exc:
-            await self.bus.publish(msg.reply, encode(_failure_for(result, exc)), headers)
-
-
-_CONTEXT_HEADERS = frozenset({"traceparent", "tracestate", EXECUTION_ID_HEADER.lower()})
-
-
-def _reply_headers(request_headers: dict[str, str]) -> dict[str, str]:
-    """The caller's trace context and execution id, echoed on a reply made without a span."""
-    return {
-        name: value for name, value in request_headers.items() if name.lower() in _CONTEXT_HEADERS
-    }
-
-
-def _check_call(slot: _Slot, call: NodeCall) -> None:
-    if call.fingerprint != slot.network.fingerprint:
-        raise SpecMismatchError(
-            f"network {slot.network.name!r}: the coordinator holds definition "
-            f"{call.fingerprint}, this actor holds {slot.network.fingerprint}; deploy one "
-            "definition under one name",
-            details={
-                "network": slot.network.name,
-                "node_id": slot.node.node_id,
-                "coordinator": call.fingerprint,
-                "actor": slot.network.fingerprint,
-            },
-        )
-    if call.node_id != slot.node.node_id or call.network != slot.network.name:
-        raise InvalidRequestError(
-            f"node call for {call.network}.{call.node_id} arrived on {slot.subject}"
-        )
-
-
-def _failure(slot: _Slot, exc: BaseException) -> NodeResult:
-    return NodeResult(
-        node_id=slot.node.node_id,
-        operator=slot.node.operator_name,
-        status="failed",
-        error=error_info(exc),
-    )
-
-
-def _failure_for(result: NodeResult, exc: BaseException) -> NodeResult:
-    return NodeResult(
-        node_id=result.node_id,
-        operator=result.operator,
-        status="failed",
-        usage=result.usage,
-        cost=result.cost,
-        error=error_info(exc),
-    )
+            await self.bus.publish(msg.reply, encode(failure_for(result, exc)), headers)

@@ -14,6 +14,7 @@ __all__ = (
     "BudgetExceededError",
     "CircuitOpenError",
     "ConfigurationError",
+    "DepthExceededError",
     "ExecutionError",
     "ExecutionTimeoutError",
     "InjectedFailureError",
@@ -22,6 +23,7 @@ __all__ = (
     "InvalidRequestError",
     "LayerFailedError",
     "LayerTimeoutError",
+    "ModelSelectionError",
     "NetworkUnavailableError",
     "NodeTimeoutError",
     "NodeUnavailableError",
@@ -39,6 +41,7 @@ __all__ = (
     "SpecError",
     "SpecMismatchError",
     "UnknownOperatorError",
+    "UnknownRouteError",
     "error_class_for",
 )
 
@@ -208,6 +211,24 @@ class CircuitOpenError(ExecutionError):
 
     type = "circuit_open"
     retryable = True
+
+
+class UnknownRouteError(ExecutionError):
+    """A route decision names no branch of its router, and the router has no default."""
+
+    type = "unknown_route"
+
+
+class DepthExceededError(ExecutionError):
+    """Sub-networks nest deeper than `NetworkConfig.max_depth` (or a caller claims to)."""
+
+    type = "depth_exceeded"
+
+
+class ModelSelectionError(ExecutionError):
+    """A node's `model_selector` could not be imported, raised, or returned a non-model."""
+
+    type = "model_selection_error"
 
 
 class InjectedFailureError(ExecutionError):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from nons.core.errors import ConfigurationError
 from nons.core.names import validate_token
 from nons.core.node import Node
+from nons.core.router import Router
 from nons.core.spec import LayerSpec, NodeSpec
 from nons.core.types import LayerConfig
 
@@ -51,7 +52,7 @@ class NetworkNode:
         return f"NetworkNode({self.network.name!r}, node_id={self.node_id!r})"
 
 
-LayerMember = Node | NetworkNode
+LayerMember = Node | NetworkNode | Router
 """What a layer holds."""
 
 
@@ -73,7 +74,7 @@ class Layer:
         if not members:
             raise ConfigurationError("a layer needs at least one node")
         for member in members:
-            if not isinstance(member, Node | NetworkNode):
+            if not isinstance(member, Node | NetworkNode | Router):
                 raise ConfigurationError(f"a layer holds nodes, not {type(member).__name__}")
         self.nodes: list[LayerMember] = members
         self.layer_config: LayerConfig = layer_config or LayerConfig()

@@ -25,6 +25,7 @@ from nons.core.layer import NETWORK_OPERATOR, Layer, LayerMember, NetworkNode
 from nons.core.names import validate_token
 from nons.core.node import Node
 from nons.core.results import ExecutionResult
+from nons.core.router import ROUTER_OPERATOR, Router
 from nons.core.spec import (
     NetworkSpec,
     load_spec,
@@ -41,8 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ("EventCallback", "NetworkExecutor", "NoN", "OperatorSpec")
 
-OperatorSpec: TypeAlias = "str | Node | NoN | Sequence[Any]"
-"""One entry of `from_operators`: a name, a node, a network, or a list of them (parallel)."""
+OperatorSpec: TypeAlias = "str | Node | NoN | Router | Sequence[Any]"
+"""One entry of `from_operators`: a name, a node, a network, a router, or a list (parallel)."""
 
 EventCallback = Callable[["Event"], Awaitable[None] | None]
 """A callback given every event of a matching type (sync or async)."""
@@ -160,6 +161,8 @@ class NoN:
             for node_spec in layer_spec.nodes:
                 if node_spec.operator == NETWORK_OPERATOR and node_spec.network is not None:
                     members.append(NetworkNode(cls.from_spec(node_spec.network), node_spec.node_id))
+                elif node_spec.operator == ROUTER_OPERATOR and node_spec.branches is not None:
+                    members.append(Router.from_spec(node_spec))
                 else:
                     members.append(Node.from_spec(node_spec))
             layers.append(Layer(members, layer_spec.config))
@@ -175,10 +178,17 @@ class NoN:
         return cls.from_spec(load_spec(path))
 
     def nodes(self) -> Iterator[tuple[int, LayerMember]]:
-        """Every node with its layer index, in order."""
+        """Every node with its layer index, in order; a router is followed by its branches.
+
+        Branch nodes are served by actors like any node, so whatever serves a network's
+        nodes (the actor host, breakers, `--node` checks) sees them here.
+        """
         for index, layer in enumerate(self.layers):
             for node in layer.nodes:
                 yield index, node
+                if isinstance(node, Router):
+                    for branch in node.members():
+                        yield index, branch
 
     def get_node(self, node_id: str) -> LayerMember:
         """The node with this id.
@@ -348,7 +358,7 @@ def _place_layer(index: int, layer: Layer) -> Layer:
 def _members(entry: object, node_kwargs: dict[str, Any]) -> list[LayerMember]:
     if isinstance(entry, str):
         return [Node(entry, **node_kwargs)]
-    if isinstance(entry, Node | NetworkNode):
+    if isinstance(entry, Node | NetworkNode | Router):
         return [entry]
     if isinstance(entry, NoN):
         return [NetworkNode(entry)]
@@ -360,6 +370,6 @@ def _members(entry: object, node_kwargs: dict[str, Any]) -> list[LayerMember]:
             members.extend(_members(item, node_kwargs))
         return members
     raise ConfigurationError(
-        f"from_operators takes operator names, Nodes, NoNs or lists of them, not "
+        f"from_operators takes operator names, Nodes, NoNs, Routers or lists of them, not "
         f"{type(entry).__name__}"
     )

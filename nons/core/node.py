@@ -20,7 +20,7 @@ from nons.operators.context import OperatorContext, use_context
 from nons.operators.registry import OperatorDefinition, resolve_operator
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
 __all__ = ("Node",)
 
@@ -44,6 +44,9 @@ class Node:
         *,
         arguments: Mapping[str, Any] | None = None,
         fallback_output: Content = _NO_FALLBACK,
+        cache: bool | None = None,
+        stream: bool = False,
+        model_selector: str | None = None,
         **operator_arguments: Any,
     ) -> None:
         """Create a node.
@@ -55,11 +58,18 @@ class Node:
             node_id: explicit id; otherwise derived deterministically from the operator.
             arguments: operator arguments bound to the node (merged with keyword ones).
             fallback_output: output used, and marked as such, when every attempt failed.
+            cache: serve repeated identical calls from the actors' cache: `True` at any
+                temperature, `False` never, `None` (auto) when the network's
+                `NetworkConfig.cache` is set and the temperature is 0.
+            stream: stream the model's text, published as `node.delta` events.
+            model_selector: `module:function` called in the coordinator before each
+                call to choose its `ModelConfig` (see `nons.runtime.model_stats`).
             **operator_arguments: further bound operator arguments, e.g. `categories=[...]`.
 
         Raises:
             UnknownOperatorError: the operator is not registered (or importable).
-            ConfigurationError: an argument the operator does not accept.
+            ConfigurationError: an argument the operator does not accept, or a
+                `model_selector` that is not a `module:function` path.
             InvalidNameError: `node_id` is not a subject token.
         """
         definition = _definition_of(operator_name)
@@ -74,6 +84,9 @@ class Node:
             self.fallback_output = fallback_output
         self._explicit_id = node_id is not None
         self.node_id: str = validate_token(node_id or definition.name, "node id")
+        self.cache: bool | None = cache
+        self.stream: bool = stream
+        self.model_selector: str | None = _check_selector(model_selector)
         _check_arguments(definition, self.arguments)
 
     @property
@@ -93,6 +106,9 @@ class Node:
             self.model_config,
             self.additional_prompt_context,
             arguments=self.arguments,
+            cache=self.cache,
+            stream=self.stream,
+            model_selector=self.model_selector,
         )
         copy.has_fallback_output = self.has_fallback_output
         copy.fallback_output = self.fallback_output
@@ -129,7 +145,11 @@ class Node:
         self.model_config = msgspec.structs.replace(base, **known)
 
     async def execute(
-        self, input: Content, *, model_config: ModelConfig | None = None
+        self,
+        input: Content,
+        *,
+        model_config: ModelConfig | None = None,
+        on_delta: Callable[[str], Awaitable[None]] | None = None,
     ) -> NodeResult:
         """Run the node once, in this process: what an actor does for one node call.
 
@@ -138,6 +158,8 @@ class Node:
                 operator's first argument.
             model_config: overrides the node's model for this call (fallback models,
                 cost-based routing).
+            on_delta: told each text delta of the model's answer as it arrives, when
+                the node streams (`stream=True`).
 
         Returns:
             The output with the usage, cost and provider of every model call made.
@@ -153,6 +175,8 @@ class Node:
             operator=self.operator_name,
             model_config=config,
             prompt_context=self.additional_prompt_context,
+            stream=self.stream,
+            on_delta=on_delta,
         )
         started = time.perf_counter()
         with use_context(context):
@@ -192,6 +216,9 @@ class Node:
             arguments=dict(self.arguments),
             fallback_output=self.fallback_output,
             has_fallback_output=self.has_fallback_output,
+            cache=self.cache,
+            stream=self.stream,
+            model_selector=self.model_selector,
         )
 
     @classmethod
@@ -205,6 +232,9 @@ class Node:
             spec.prompt_context,
             spec.node_id,
             arguments=spec.arguments,
+            cache=spec.cache,
+            stream=spec.stream,
+            model_selector=spec.model_selector,
             **fallback,
         )
 
@@ -221,6 +251,18 @@ def _definition_of(operator: str | Callable[..., Any]) -> OperatorDefinition:
     raise ConfigurationError(
         f"{operator!r} is not an operator: decorate it with @operator or pass its name"
     )
+
+
+def _check_selector(path: str | None) -> str | None:
+    """Check a `module:function` selector path's shape; it is imported where it runs."""
+    if path is None:
+        return None
+    module, _, attribute = path.partition(":")
+    if not module.strip() or not attribute.strip() or " " in path:
+        raise ConfigurationError(
+            f"model_selector must be an importable 'module:function' path, not {path!r}"
+        )
+    return path
 
 
 def _check_arguments(definition: OperatorDefinition, arguments: Mapping[str, Any]) -> None:

@@ -85,6 +85,12 @@ class NodeResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """How many times the call was made (retries included)."""
     error: ErrorInfo | None = None
     """Why the call failed, when it did."""
+    cached: bool = False
+    """True when the output was served from the node-result cache, not computed."""
+    saved_cost_usd: float = 0.0
+    """What the cached call cost when it was computed: spent once, saved now."""
+    branch: str | None = None
+    """For a router: the branch that ran (its output, usage and cost are this result's)."""
 
     @property
     def succeeded(self) -> bool:
@@ -139,6 +145,11 @@ class LayerResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     def cost(self) -> CostInfo:
         """Cost of all nodes of the layer."""
         return sum((node.cost for node in self.nodes), CostInfo())
+
+    @property
+    def saved_cost_usd(self) -> float:
+        """Cost the node-result cache saved in this layer."""
+        return sum(node.saved_cost_usd for node in self.nodes)
 
 
 class ExecutionMetadata(msgspec.Struct, frozen=True, kw_only=True):
@@ -201,6 +212,11 @@ class ExecutionResult(msgspec.Struct, frozen=True, kw_only=True):
     def is_mock(self) -> bool:
         """True when any output came from the offline mock provider (not a real answer)."""
         return self.metadata.is_mock
+
+    @property
+    def saved_cost_usd(self) -> float:
+        """Cost the node-result cache saved: what the cached calls cost when computed."""
+        return sum(layer.saved_cost_usd for layer in self.layer_results)
 
     def raise_for_status(self) -> ExecutionResult:
         """Return self, or raise the typed error of a failed execution.

@@ -56,6 +56,16 @@ class NodeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Output used (and marked) when every attempt failed, if `has_fallback_output`."""
     has_fallback_output: bool = False
     """Whether `fallback_output` is declared (it may itself be `None`)."""
+    cache: bool | None = None
+    """Serve repeated identical calls from the cache: `None` = auto (see `CacheConfig`)."""
+    stream: bool = False
+    """Stream the model's text as `node.delta` events while it is generated."""
+    branches: dict[str, NodeSpec] | None = None
+    """A router's branches by name (operator `router`); each a node or a sub-network."""
+    default_branch: str | None = None
+    """A router's branch for a decision that names none of its branches."""
+    model_selector: str | None = None
+    """`module:function` choosing the node's model per call in the coordinator."""
 
     def __post_init__(self) -> None:
         validate_token(self.node_id, "node id")
@@ -95,9 +105,15 @@ class NetworkSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         seen: set[str] = set()
         for layer in self.layers:
             for node in layer.nodes:
-                if node.node_id in seen:
-                    raise SpecError(f"network {self.name!r}: duplicate node id {node.node_id!r}")
-                seen.add(node.node_id)
+                for node_id in (node.node_id, *_branch_ids(node)):
+                    if node_id in seen:
+                        raise SpecError(f"network {self.name!r}: duplicate node id {node_id!r}")
+                    seen.add(node_id)
+
+
+def _branch_ids(node: NodeSpec) -> list[str]:
+    """Ids of a router's branch nodes (they share the network's node subjects)."""
+    return [branch.node_id for branch in (node.branches or {}).values()]
 
 
 _ENCODER = msgspec.json.Encoder(order="sorted")

@@ -7,7 +7,8 @@ its usage figures travel between processes as plain JSON without a second schema
 from __future__ import annotations
 
 import enum
-from typing import Any
+import re
+from typing import Any, Literal
 
 import msgspec
 from msgspec.structs import force_setattr
@@ -46,6 +47,7 @@ from nons.core.errors import (
 __all__ = (
     "BackoffStrategy",
     "BudgetExceededError",
+    "CacheConfig",
     "CircuitBreakerConfig",
     "CircuitOpenError",
     "ConfigurationError",
@@ -202,6 +204,8 @@ class NetworkConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """Publish a `cost.alert` event when an execution's spending passes this amount."""
     node_circuit_breaker: CircuitBreakerConfig | None = None
     """Per-node circuit breakers in the coordinator (off when `None`)."""
+    cache: CacheConfig | None = None
+    """Node-result caching in the actors (off when `None`; see `CacheConfig`)."""
 
 
 class BackoffStrategy(enum.StrEnum):
@@ -284,6 +288,42 @@ class CircuitBreakerConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigurationError("CircuitBreakerConfig.failure_threshold must be at least 1")
         if self.recovery_timeout_s < 0:
             raise ConfigurationError("CircuitBreakerConfig.recovery_timeout_s must be >= 0")
+
+
+_BUCKET_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+"""What JetStream accepts as a key-value bucket name."""
+
+
+class CacheConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the actors of a network cache node results, by a hash of the call's content.
+
+    With a `CacheConfig` on the network, a node whose `cache` is `None` (auto) is
+    served from the cache when its temperature is 0, since only then is a repeated
+    answer what the model would say anyway; a node with `cache=True` is cached at
+    any temperature, and `cache=False` never. `enabled=False` switches caching off
+    for the whole network, node opt-ins included.
+    """
+
+    enabled: bool = True
+    """False turns caching off for every node of the network."""
+    ttl_s: float = 3600.0
+    """Seconds a stored result may be served."""
+    max_entries: int = 1024
+    """Most results the in-process cache keeps (least recently used go first)."""
+    backend: Literal["memory", "jetstream"] = "memory"
+    """`memory`: one LRU per actor process; `jetstream`: a key-value bucket shared by all."""
+    bucket: str = "nons-cache"
+    """Name of the JetStream key-value bucket (`jetstream` backend)."""
+
+    def __post_init__(self) -> None:
+        if not self.ttl_s > 0:
+            raise ConfigurationError("CacheConfig.ttl_s must be positive")
+        if self.max_entries < 1:
+            raise ConfigurationError("CacheConfig.max_entries must be at least 1")
+        if not _BUCKET_NAME.match(self.bucket):
+            raise ConfigurationError(
+                "CacheConfig.bucket must be letters, digits, '-' or '_' (a JetStream bucket name)"
+            )
 
 
 class TokenUsage(msgspec.Struct, frozen=True, kw_only=True):

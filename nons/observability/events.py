@@ -25,11 +25,14 @@ __all__ = (
     "ExecutionStarted",
     "LayerCompleted",
     "LayerStarted",
+    "ModelSelected",
     "NodeCompleted",
+    "NodeDelta",
     "NodeFailed",
     "NodeRerouted",
     "NodeRetrying",
     "NodeStarted",
+    "RouteSelected",
     "decode_event",
     "encode_event",
 )
@@ -104,6 +107,27 @@ class NodeCompleted(Event, tag="node.completed", frozen=True, kw_only=True):
     """True for mock output."""
     status: str = "ok"
     """`ok` or `fallback`."""
+    cached: bool = False
+    """True when the actor served the output from the node-result cache."""
+
+
+class NodeDelta(Event, tag="node.delta", frozen=True, kw_only=True):
+    """A piece of a streaming node's model output, published by the actor as it arrives.
+
+    Joining the `text` of one attempt's deltas in `index` order gives the text the
+    model produced (for an operator that makes one model call).
+    """
+
+    layer_index: int
+    """Layer of the node."""
+    node_id: str
+    """The node."""
+    attempt: int = 1
+    """The attempt producing the text."""
+    index: int = 0
+    """Sequence number of the delta within its attempt, from 0."""
+    text: str = ""
+    """The new text."""
 
 
 class NodeFailed(Event, tag="node.failed", frozen=True, kw_only=True):
@@ -218,6 +242,36 @@ class NodeRerouted(Event, tag="node.rerouted", frozen=True, kw_only=True):
     """The cheaper model's provider."""
 
 
+class RouteSelected(Event, tag="route.selected", frozen=True, kw_only=True):
+    """A router chose the branch that runs on the routed content."""
+
+    layer_index: int
+    """Layer of the router."""
+    node_id: str
+    """The router."""
+    branch: str
+    """The branch that runs; its node is `<node_id>-<branch>`."""
+    default_used: bool = False
+    """True when the decision named no branch and the default runs."""
+    requested: str | None = None
+    """The path the decision named, if any."""
+
+
+class ModelSelected(Event, tag="model.selected", frozen=True, kw_only=True):
+    """A node's `model_selector` chose the model of its next call."""
+
+    layer_index: int
+    """Layer of the node."""
+    node_id: str
+    """The node."""
+    model: str | None = None
+    """The chosen model's id (`None`: the provider's default)."""
+    provider: str | None = None
+    """The chosen model's provider (`None`: the process default)."""
+    selector: str = ""
+    """The selector's `module:function` path."""
+
+
 class CircuitChanged(Event, tag="circuit.changed", frozen=True, kw_only=True):
     """A circuit breaker changed state: a node's (coordinator) or a provider model's (actor)."""
 
@@ -238,6 +292,7 @@ AnyEvent = (
     | LayerStarted
     | NodeStarted
     | NodeCompleted
+    | NodeDelta
     | NodeFailed
     | NodeRetrying
     | LayerCompleted
@@ -247,6 +302,8 @@ AnyEvent = (
     | CostAlert
     | NodeRerouted
     | CircuitChanged
+    | RouteSelected
+    | ModelSelected
 )
 
 EventType = str

@@ -17,11 +17,15 @@ from opentelemetry.trace import Status, StatusCode
 
 from nons.core.errors import ExecutionError
 from nons.observability.tracing import INSTRUMENTATION_NAME, error_type_of
+from nons.providers.base import Completion
+from nons.providers.streaming import aclose_stream, stream_completion
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from opentelemetry.util.types import AttributeValue
 
-    from nons.providers.base import Completion, CompletionRequest, ModelClient
+    from nons.providers.base import CompletionRequest, ModelClient
 
 __all__ = (
     "DEFAULT_MAX_CONTENT_CHARS",
@@ -106,24 +110,74 @@ class TracedModelClient:
             try:
                 completion = await self.inner.complete(request)
             except Exception as exc:
-                # Our own traceback only: the cause chain holds the SDK's exception,
-                # whose text is the API's raw answer (which may echo the API key).
-                span.record_exception(exc, attributes={"exception.stacktrace": _own_traceback(exc)})
-                span.set_attribute("error.type", error_type_of(exc))
-                span.set_status(Status(StatusCode.ERROR, _error_description(exc)))
+                self._record_error(span, exc)
                 raise
-            if span.is_recording():
-                span.set_attributes(_completion_attributes(completion))
-                if self.capture_content:
-                    span.add_event(
-                        "gen_ai.choice",
-                        {
-                            "index": 0,
-                            "finish_reason": completion.finish_reason or "",
-                            **self._content(completion.text),
-                        },
-                    )
+            self._record_completion(span, completion)
             return completion
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[str | Completion]:
+        """As `complete`, streaming: one span covers the whole stream.
+
+        The span is current while the stream is read, and it records when the first
+        delta arrived (`gen_ai.first_chunk` event) as well as the final answer.
+
+        Raises:
+            ProviderError: whatever the wrapped client raises, recorded on the span.
+        """
+        model = request.config.model_name or self.inner.default_model()
+        items = stream_completion(self.inner, request)
+        parent = trace.get_current_span().get_span_context()
+        try:
+            if parent.is_valid and not parent.trace_flags.sampled:
+                async for item in items:
+                    yield item
+                return
+            attributes = self._request_attributes(request, model)
+            attributes["nons.stream"] = True
+            with self._tracer.start_as_current_span(
+                f"chat {model}",
+                kind=trace.SpanKind.CLIENT,
+                attributes=attributes,
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                if self.capture_content and span.is_recording():
+                    self._record_prompt(span, request)
+                first = True
+                try:
+                    async for item in items:
+                        if isinstance(item, Completion):
+                            self._record_completion(span, item)
+                        elif first:
+                            first = False
+                            span.add_event("gen_ai.first_chunk")
+                        yield item
+                except Exception as exc:
+                    self._record_error(span, exc)
+                    raise
+        finally:
+            await aclose_stream(items)
+
+    def _record_completion(self, span: trace.Span, completion: Completion) -> None:
+        if span.is_recording():
+            span.set_attributes(_completion_attributes(completion))
+            if self.capture_content:
+                span.add_event(
+                    "gen_ai.choice",
+                    {
+                        "index": 0,
+                        "finish_reason": completion.finish_reason or "",
+                        **self._content(completion.text),
+                    },
+                )
+
+    @staticmethod
+    def _record_error(span: trace.Span, exc: Exception) -> None:
+        # Our own traceback only: the cause chain holds the SDK's exception,
+        # whose text is the API's raw answer (which may echo the API key).
+        span.record_exception(exc, attributes={"exception.stacktrace": _own_traceback(exc)})
+        span.set_attribute("error.type", error_type_of(exc))
+        span.set_status(Status(StatusCode.ERROR, _error_description(exc)))
 
     def _request_attributes(
         self, request: CompletionRequest, model: str

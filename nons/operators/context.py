@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from nons.core.errors import ProviderError
 from nons.core.types import ModelConfig
 from nons.providers.base import Completion, CompletionRequest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 __all__ = ("OperatorContext", "call_model", "current_context", "use_context")
 
@@ -43,6 +44,10 @@ class OperatorContext:
     """The node's additional prompt context, appended to the system prompt."""
     completions: list[Completion] = field(default_factory=list)
     """Every completion of this call, in order, for usage and cost accounting."""
+    stream: bool = False
+    """Stream model calls through the provider's `stream()`, handing deltas to `on_delta`."""
+    on_delta: Callable[[str], Awaitable[None]] | None = None
+    """Told each text delta of a streamed model call as it arrives (the actor publishes it)."""
 
     async def complete(
         self,
@@ -69,9 +74,35 @@ class OperatorContext:
         request = self.build_request(
             prompt, system=system, response_format=response_format, choices=choices
         )
-        completion = await provider_complete(request)
+        if self.stream:
+            completion = await self._stream(request)
+        else:
+            completion = await provider_complete(request)
         self.completions.append(completion)
         return completion.text
+
+    async def _stream(self, request: CompletionRequest) -> Completion:
+        """Read the provider's stream, passing deltas on; return its final completion."""
+        from nons.providers.registry import stream as provider_stream
+        from nons.providers.streaming import aclose_stream
+
+        items = provider_stream(request)
+        completion: Completion | None = None
+        try:
+            async for item in items:
+                if isinstance(item, Completion):
+                    completion = item
+                elif self.on_delta is not None and item:
+                    await self.on_delta(item)
+        finally:
+            await aclose_stream(items)
+        if completion is None:
+            raise ProviderError(
+                f"the {request.config.provider or 'default'} provider's stream ended "
+                "without a final answer",
+                details={"operator": self.operator},
+            )
+        return completion
 
     def build_request(
         self,

@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from nons.core.errors import CircuitOpenError, ProviderError
 from nons.core.types import CircuitBreakerConfig
+from nons.providers.base import Completion
+from nons.providers.streaming import aclose_stream, stream_completion
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from nons.providers.base import Completion, CompletionRequest, ModelClient
+    from nons.providers.base import CompletionRequest, ModelClient
 
 __all__ = (
     "BreakerClient",
@@ -272,6 +274,34 @@ class BreakerClient:
         """
         model = request.config.model_name or self.inner.default_model()
         return await self.breaker(model).call(lambda: self.inner.complete(request))
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[str | Completion]:
+        """As `complete`, streaming: the call's outcome is recorded when the stream ends.
+
+        A stream abandoned by its reader before the end says nothing about the
+        provider's health (as a cancelled call).
+
+        Raises:
+            CircuitOpenError: the model's breaker is open.
+            ProviderError: whatever the wrapped client raises.
+        """
+        model = request.config.model_name or self.inner.default_model()
+        breaker = self.breaker(model)
+        ticket = breaker.admit()
+        items = stream_completion(self.inner, request)
+        answered = False
+        try:
+            async for item in items:
+                if isinstance(item, Completion):
+                    answered = True
+                    breaker.record(ticket, None)
+                yield item
+        except BaseException as exc:
+            if not answered:
+                breaker.record(ticket, exc)
+            raise
+        finally:
+            await aclose_stream(items)
 
     async def aclose(self) -> None:
         """Close the wrapped client."""

@@ -32,10 +32,14 @@ import anyio
 
 from nons.core.errors import ProviderRateLimitedError
 from nons.core.types import BackoffStrategy, RateLimitConfig
+from nons.providers.base import Completion
+from nons.providers.streaming import aclose_stream, stream_completion
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from nons.core.types import TokenUsage
-    from nons.providers.base import Completion, CompletionRequest, ModelClient
+    from nons.providers.base import CompletionRequest, ModelClient
 
 __all__ = (
     "CHARS_PER_TOKEN",
@@ -337,6 +341,37 @@ class RateLimitedClient:
             limiter.settle(reserved, billed_tokens(completion.usage))
             limiter.provider_succeeded()
             return completion
+        finally:
+            limiter.release_slot()
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[str | Completion]:
+        """As `complete`, streaming: the slot is held until the stream ends.
+
+        Raises:
+            ProviderRateLimitedError: as `complete`.
+            ProviderError: whatever else the wrapped client raises.
+        """
+        model = request.config.model_name or self.inner.default_model()
+        limiter = self.limiter
+        await limiter.acquire_slot(model)
+        try:
+            reserved = await limiter.reserve(estimate_tokens(request), model)
+            used = 0
+            items = stream_completion(self.inner, request)
+            try:
+                async for item in items:
+                    if isinstance(item, Completion):
+                        used = billed_tokens(item.usage)
+                    yield item
+            except BaseException as exc:
+                if isinstance(exc, ProviderRateLimitedError) and not exc.details.get("local"):
+                    limiter.provider_throttled()
+                raise
+            else:
+                limiter.provider_succeeded()
+            finally:
+                await aclose_stream(items)
+                limiter.settle(reserved, used)
         finally:
             limiter.release_slot()
 

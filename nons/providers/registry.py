@@ -33,9 +33,10 @@ from nons.providers.breaker import BreakerClient, BreakerListener, BreakerState
 from nons.providers.limits import RateLimitedClient
 from nons.providers.mock import MockBehaviour, MockClient
 from nons.providers.settings import ProviderSettings
+from nons.providers.streaming import stream_completion
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
 
     from nons.providers.base import Completion, CompletionRequest, ModelClient
 
@@ -50,6 +51,7 @@ __all__ = (
     "reset_providers",
     "set_breaker_listener",
     "set_client_wrapper",
+    "stream",
 )
 
 
@@ -187,6 +189,19 @@ async def complete(request: CompletionRequest) -> Completion:
     """
     client = get_model_client(request.config.provider)
     return await client.complete(request)
+
+
+def stream(request: CompletionRequest) -> AsyncIterator[str | Completion]:
+    """Stream `request` on the client of `request.config.provider`: deltas, then the answer.
+
+    Every client streams through this: one that cannot yields its whole answer as
+    one delta. Read it to the end or close it (`aclose`) in the task that opened it.
+
+    Raises:
+        ConfigurationError: as `get_model_client`.
+        ProviderError: as the client's `stream`, also in the middle of the stream.
+    """
+    return stream_completion(get_model_client(request.config.provider), request)
 
 
 def _create_client(provider: ModelProvider) -> ModelClient:

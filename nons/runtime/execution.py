@@ -10,64 +10,44 @@ too, and the cancel scope gives fail-fast and timeouts without more tasks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from nons.core.errors import (
     BudgetExceededError,
-    CircuitOpenError,
+    DepthExceededError,
     ExecutionError,
     ExecutionTimeoutError,
-    InvalidRequestError,
     LayerTimeoutError,
-    NodeTimeoutError,
-    PayloadTooLargeError,
 )
-from nons.core.layer import Layer, LayerMember, NetworkNode
-from nons.core.names import exec_subject, node_subject
-from nons.core.node import Node
 from nons.core.results import ErrorInfo, ExecutionStatus, LayerResult, NodeResult
 from nons.core.types import CostInfo, ErrorPolicy, ModelConfig, TokenUsage
 from nons.observability.events import (
     BudgetExceeded,
-    CircuitChanged,
     CostAlert,
     ExecutionCompleted,
     ExecutionFailed,
     ExecutionStarted,
     LayerCompleted,
     LayerStarted,
-    NodeCompleted,
-    NodeFailed,
     NodeRerouted,
-    NodeRetrying,
-    NodeStarted,
 )
 from nons.observability.propagation import inject_headers, span_id_hex, trace_id_hex
+from nons.runtime._node_calls import LayerContext, NodeCalls, Payload
 from nons.runtime.budget import plan_layer
-from nons.runtime.bus import NoResponders, ReplyTimeout
-from nons.runtime.failures import error_info
-from nons.runtime.messages import (
-    DEPTH_HEADER,
-    EXECUTION_ID_HEADER,
-    ExecReply,
-    ExecRequest,
-    NodeCall,
-    decode_exec_reply,
-    decode_node_reply,
-    encode,
-)
-from nons.runtime.policies import backoff_delay, layer_outcome, next_attempt_model, should_retry
+from nons.runtime.messages import EXECUTION_ID_HEADER, ExecReply, encode
+from nons.runtime.policies import layer_outcome
+from nons.runtime.routing import Routes, budget_view, has_routers, resolve_routes
 
 if TYPE_CHECKING:
+    from opentelemetry import trace
+
+    from nons.core.layer import Layer, LayerMember
     from nons.core.network import NoN
     from nons.providers.breaker import CircuitBreaker
     from nons.runtime.bus import Bus
@@ -106,6 +86,8 @@ class ExecutionState(msgspec.Struct, kw_only=True):
     """First layer that has not finished."""
     current_input: Any = None
     """Input of `next_layer`."""
+    previous_input: Any = None
+    """Input of the layer before `next_layer`: what a router hands its chosen branch."""
     layers: list[LayerResult] = msgspec.field(default_factory=list)
     """Finished layers."""
     usage: TokenUsage = TokenUsage()
@@ -114,15 +96,7 @@ class ExecutionState(msgspec.Struct, kw_only=True):
     """Cost so far."""
 
 
-@dataclass(frozen=True)
-class _Layer:
-    index: int
-    layer: Layer
-    deadline: float
-    scope: anyio.CancelScope
-
-
-class ExecutionRunner:
+class ExecutionRunner(NodeCalls):
     """Runs one execution; `run()` always returns a reply, never raises for bad input."""
 
     def __init__(
@@ -142,35 +116,42 @@ class ExecutionRunner:
         self.tracer = tracer
         self._headers: dict[str, str] = {}
         self._traced = False
-        self._input_raw = msgspec.Raw(b"null")
+        self._payload = Payload(msgspec.Raw(b"null"), None)
+        self._routed = self._payload
+        self._routes: Routes = {}
         self._budget_models: dict[str, ModelConfig] = {}
         self._alerted = False
 
-    def _span(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> Any:
-        """A child span when this execution is sampled; nothing at all otherwise.
-
-        The sampling decision is made once per execution (its span records or not),
-        so an unsampled execution pays for no layer or node-call span.
-        """
-        if self._traced:
-            return self.tracer.start_as_current_span(name, kind=kind, attributes=attributes)
-        return contextlib.nullcontext(INVALID_SPAN)
-
     async def run(self, span: trace.Span) -> ExecReply:
-        """Run every layer in order and build the reply."""
+        """Run every layer in order and build the reply.
+
+        A router's layer first resolves each router's branch from its input (the
+        route decision); the branches then run on the previous layer's input.
+        """
         state = self.state
         state.current_input = state.input
+        if state.next_layer == 0:
+            state.previous_input = state.input
         self._traced = span.is_recording()
         self._headers = inject_headers({EXECUTION_ID_HEADER: state.execution_id})
         await self.events.emit(
             ExecutionStarted, layers=len(self.network.layers), metadata=state.metadata
         )
         status: ExecutionStatus = "completed"
-        error: ErrorInfo | None = None
+        error: ErrorInfo | None = self._depth_refusal()
+        if error is not None:
+            return await self._finish(span, "failed", error)
         for index in range(state.next_layer, len(self.network.layers)):
             layer = self.network.layers[index]
-            self._input_raw = msgspec.Raw(encode(state.current_input))
-            refusal = await self._check_budget(index, layer)
+            self._payload = Payload(msgspec.Raw(encode(state.current_input)), state.current_input)
+            budgeted: Layer | None = layer
+            self._routes = {}
+            if has_routers(layer):
+                self._routes = resolve_routes(layer, state.current_input)
+                routed = state.previous_input
+                self._routed = Payload(msgspec.Raw(encode(routed)), routed)
+                budgeted = budget_view(layer, self._routes)
+            refusal = await self._check_budget(index, budgeted)
             if refusal is not None:
                 error = refusal
                 partial = layer.layer_config.error_policy in _PARTIAL_POLICIES
@@ -187,17 +168,39 @@ class ExecutionRunner:
                 break
             if layer_result.status == "partial":
                 status = "partial"
+            state.previous_input = state.current_input
             state.current_input = layer_result.output
         return await self._finish(span, status, error)
 
-    async def _check_budget(self, index: int, layer: Layer) -> ErrorInfo | None:
+    def _depth_refusal(self) -> ErrorInfo | None:
+        """Refuse, on entry, an execution nested deeper than this network's `max_depth`.
+
+        The parent checks before calling a sub-network too; this check also stops a
+        client (or a cycle of coordinators) that sends `Nons-Depth` past the bound.
+        """
+        max_depth = self.network.network_config.max_depth
+        depth = self.state.depth
+        if depth <= max_depth:
+            return None
+        return ErrorInfo.from_exception(
+            DepthExceededError(
+                f"network {self.state.network!r} was called at nesting depth {depth}, "
+                f"deeper than its max_depth={max_depth}",
+                details={"depth": depth, "max_depth": max_depth},
+            )
+        )
+
+    async def _check_budget(self, index: int, layer: Layer | None) -> ErrorInfo | None:
         """Refuse a layer whose worst case would pass the budget; route nodes to budget models."""
         self._budget_models = {}
         budget = self.state.budget_usd
-        if budget is None:
+        if budget is None or layer is None:
             return None
         spent = self.state.cost.total_cost_usd
-        plan = plan_layer(layer, len(self._input_raw), spent, budget)
+        input_bytes = len(self._payload.raw)
+        if self._routes:
+            input_bytes = max(input_bytes, len(self._routed.raw))
+        plan = plan_layer(layer, input_bytes, spent, budget)
         if not plan.fits:
             await self.events.emit(
                 BudgetExceeded,
@@ -293,7 +296,7 @@ class ExecutionRunner:
         ) as span:
             await self.events.emit(LayerStarted, layer_index=index, node_ids=node_ids)
             with anyio.move_on_after(max(deadline - time.time(), 0.0)) as scope:
-                context = _Layer(index, layer, deadline, scope)
+                context = LayerContext(index, layer, deadline, scope)
                 if len(layer.nodes) == 1:
                     # No task for a lone node: its NodeStarted event and its request then
                     # leave in the same socket write as LayerStarted (one syscall, not two).
@@ -326,7 +329,7 @@ class ExecutionRunner:
             )
         return layer_result, error
 
-    def _unfinished(self, context: _Layer, node: LayerMember) -> NodeResult:
+    def _unfinished(self, context: LayerContext, node: LayerMember) -> NodeResult:
         """The result of a node that had no answer when its layer stopped waiting."""
         now = time.time()
         details = {"layer_index": context.index, "node_id": node.node_id}
@@ -361,243 +364,6 @@ class ExecutionRunner:
             error=ErrorInfo.from_exception(error),
         )
 
-    async def _call(
-        self, context: _Layer, slot: int, node: LayerMember, results: list[NodeResult | None]
-    ) -> None:
-        config = context.layer.layer_config
-        attempt = 1
-        model = self._budget_models.get(node.node_id)
-        base_model = getattr(node, "model_config", None)
-        has_fallback = base_model is not None and base_model.fallback is not None
-        while True:
-            await self.events.emit(
-                NodeStarted, layer_index=context.index, node_id=node.node_id, attempt=attempt
-            )
-            started = time.perf_counter()
-            result = await self._guarded_attempt(context, node, attempt, model)
-            elapsed_ms = (time.perf_counter() - started) * 1000.0
-            if result.succeeded:
-                results[slot] = (
-                    result if attempt == 1 else msgspec.structs.replace(result, attempts=attempt)
-                )
-                await self.events.emit(
-                    NodeCompleted,
-                    layer_index=context.index,
-                    node_id=node.node_id,
-                    attempt=attempt,
-                    duration_ms=elapsed_ms,
-                    usage=result.usage,
-                    cost_usd=result.cost.total_cost_usd,
-                    is_mock=result.is_mock,
-                )
-                return
-            error = result.error or ErrorInfo(type="internal_error", message="no error given")
-            remaining = context.deadline - time.time()
-            if should_retry(config, error, attempt, has_fallback) and remaining > 0:
-                delay = min(backoff_delay(config, attempt), remaining)
-                fallback = next_attempt_model(config, base_model, attempt)
-                model = fallback or model
-                trace.get_current_span().add_event(
-                    "node.fallback" if fallback else "node.retrying",
-                    {
-                        "nons.node_id": node.node_id,
-                        "nons.attempt": attempt + 1,
-                        "error.type": error.type,
-                        "nons.delay_s": delay,
-                    },
-                )
-                await self.events.emit(
-                    NodeRetrying,
-                    layer_index=context.index,
-                    node_id=node.node_id,
-                    attempt=attempt + 1,
-                    delay_s=delay,
-                    error=error,
-                    model=fallback.model_name if fallback else None,
-                )
-                await anyio.sleep(delay)
-                attempt += 1
-                continue
-            results[slot] = self._final_failure(node, result, attempt)
-            final = results[slot]
-            if final is not None and final.status == "fallback":
-                await self.events.emit(
-                    NodeCompleted,
-                    layer_index=context.index,
-                    node_id=node.node_id,
-                    attempt=attempt,
-                    duration_ms=elapsed_ms,
-                    status="fallback",
-                )
-                return
-            await self.events.emit(
-                NodeFailed,
-                layer_index=context.index,
-                node_id=node.node_id,
-                attempt=attempt,
-                error=error,
-            )
-            if config.error_policy in (ErrorPolicy.FAIL_FAST, ErrorPolicy.RETRY_WITH_BACKOFF):
-                context.scope.cancel()
-            return
-
-    @staticmethod
-    def _final_failure(node: LayerMember, result: NodeResult, attempt: int) -> NodeResult:
-        if isinstance(node, Node) and node.has_fallback_output:
-            return NodeResult(
-                node_id=node.node_id,
-                operator=node.operator_name,
-                status="fallback",
-                output=node.fallback_output,
-                error=result.error,
-                attempts=attempt,
-            )
-        return msgspec.structs.replace(result, attempts=attempt)
-
-    async def _guarded_attempt(
-        self, context: _Layer, node: LayerMember, attempt: int, model: Any
-    ) -> NodeResult:
-        """One attempt through the node's circuit breaker, when the network has them."""
-        breaker = self.breakers.get(node.node_id) if self.breakers is not None else None
-        if breaker is None:
-            return await self._attempt(context, node, attempt, model)
-        before = breaker.state
-        try:
-            ticket = breaker.admit()
-        except CircuitOpenError as exc:
-            result = self._failed(node, exc)
-        else:
-            result = await self._attempt(context, node, attempt, model)
-            breaker.record(ticket, None if result.succeeded else _health_signal(result))
-        if breaker.state != before:
-            await self.events.emit(
-                CircuitChanged,
-                node_id=node.node_id,
-                old_state=str(before),
-                new_state=str(breaker.state),
-            )
-            trace.get_current_span().add_event(
-                "circuit.changed", {"nons.node_id": node.node_id, "state": str(breaker.state)}
-            )
-        return result
-
-    async def _attempt(
-        self, context: _Layer, node: LayerMember, attempt: int, model: Any
-    ) -> NodeResult:
-        """One call of one node; every failure becomes a failed `NodeResult`."""
-        config = context.layer.layer_config
-        timeout = context.deadline - time.time()
-        if config.node_timeout_seconds is not None:
-            timeout = min(timeout, config.node_timeout_seconds)
-        is_network = isinstance(node, NetworkNode)
-        subject = (
-            exec_subject(node.network.name)
-            if isinstance(node, NetworkNode)
-            else node_subject(self.state.network, node.node_id)
-        )
-        with self._span(
-            f"send {subject}",
-            SpanKind.PRODUCER,
-            {
-                "messaging.system": "nats",
-                "messaging.destination.name": subject,
-                "messaging.operation.type": "send",
-                "nons.network": self.state.network,
-                "nons.node_id": node.node_id,
-                "nons.layer_index": context.index,
-                "nons.attempt": attempt,
-                "nons.execution_id": self.state.execution_id,
-            },
-        ) as span:
-            try:
-                if isinstance(node, NetworkNode):
-                    result = await self._call_network(node, timeout)
-                else:
-                    call = NodeCall(
-                        network=self.state.network,
-                        node_id=node.node_id,
-                        fingerprint=self.state.fingerprint,
-                        execution_id=self.state.execution_id,
-                        layer_index=context.index,
-                        attempt=attempt,
-                        input=self._input_raw,
-                        timeout_s=timeout,
-                        model=model,
-                    )
-                    headers = (
-                        inject_headers({EXECUTION_ID_HEADER: self.state.execution_id})
-                        if self._traced
-                        else self._headers
-                    )
-                    msg = await self.bus.request(subject, encode(call), headers, timeout)
-                    result = decode_node_reply(msg.data)
-            except ReplyTimeout:
-                result = self._failed(
-                    node,
-                    NodeTimeoutError(
-                        f"node {node.node_id!r} gave no reply within {max(timeout, 0):.2f}s",
-                        details={"node_id": node.node_id, "layer_index": context.index},
-                    ),
-                )
-            except (NoResponders, PayloadTooLargeError, InvalidRequestError) as exc:
-                result = self._failed(node, exc)
-            if not result.succeeded and result.error is not None:
-                span.set_status(Status(StatusCode.ERROR, result.error.message))
-                span.set_attribute("error.type", result.error.type)
-            elif not is_network:
-                span.set_attribute("nons.cost_usd", result.cost.total_cost_usd)
-        return result
-
-    async def _call_network(self, node: NetworkNode, timeout_s: float) -> NodeResult:
-        """Run a sub-network through its own exec subject, as any client would."""
-        child = node.network
-        max_depth = self.network.network_config.max_depth
-        if self.state.depth + 1 > max_depth:
-            return self._failed(
-                node,
-                InvalidRequestError(
-                    f"sub-network {child.name!r} would nest deeper than max_depth={max_depth}",
-                    details={"node_id": node.node_id, "max_depth": max_depth},
-                ),
-            )
-        request = ExecRequest(
-            input=self.state.current_input,
-            execution_id=f"{self.state.execution_id}-{node.node_id}"[-128:],
-            timeout_s=max(timeout_s, 1e-3),
-            budget_usd=None
-            if self.state.budget_usd is None
-            else max(self.state.budget_usd - self.state.cost.total_cost_usd, 0.0),
-            metadata=self.state.metadata,
-        )
-        headers = inject_headers(
-            {
-                EXECUTION_ID_HEADER: self.state.execution_id,
-                DEPTH_HEADER: str(self.state.depth + 1),
-            }
-        )
-        msg = await self.bus.request(exec_subject(child.name), encode(request), headers, timeout_s)
-        reply = decode_exec_reply(msg.data)
-        return NodeResult(
-            node_id=node.node_id,
-            operator=node.operator_name,
-            status="failed" if reply.status == "failed" else "ok",
-            output=reply.output,
-            usage=reply.usage,
-            cost=CostInfo(total_cost_usd=reply.cost_usd),
-            is_mock=reply.is_mock,
-            duration_ms=reply.duration_ms,
-            error=reply.error,
-        )
-
-    @staticmethod
-    def _failed(node: LayerMember, exc: BaseException) -> NodeResult:
-        return NodeResult(
-            node_id=node.node_id,
-            operator=node.operator_name,
-            status="failed",
-            error=error_info(exc),
-        )
-
 
 def execution_deadline(now: float, request_timeout: float | None, network_timeout: float) -> float:
     """The unix time an execution must end by."""
@@ -608,11 +374,3 @@ def execution_deadline(now: float, request_timeout: float | None, network_timeou
 def current_ids(span: trace.Span) -> tuple[str | None, str | None]:
     """Trace and span id of a span as hex."""
     return trace_id_hex(span), span_id_hex(span)
-
-
-def _health_signal(result: NodeResult) -> BaseException:
-    """What a failed call tells a node's breaker: retryable failures count, others do not."""
-    error = result.error
-    if error is not None and error.retryable:
-        return TimeoutError(error.message)  # counted as "the node is unhealthy"
-    return ValueError(error.message if error else "failed")

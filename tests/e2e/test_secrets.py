@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import nats
 
-from nons.runtime.loading import load_targets
 from tests.support.cluster import (
     READY_S,
     child_env,
@@ -89,7 +88,6 @@ async def test_planted_key_appears_in_no_output(nats_url: str, tmp_path: Path) -
             ),
         ],
     )
-    [network] = load_targets([spec])
     captured: list[str] = []
 
     async def capture(msg: Msg) -> None:
@@ -136,10 +134,16 @@ async def test_planted_key_appears_in_no_output(nats_url: str, tmp_path: Path) -
                 msg = await nc.request(f"nons.exec.{name}", f"ticket {index}".encode(), timeout=30)
                 replies.append(json.loads(msg.data))
                 captured.append(f"reply {msg.headers!r} {msg.data.decode(errors='replace')}")
+            info = json.loads((await nc.request("$SRV.INFO.nons-actor", b"", timeout=5)).data)
+            [fingerprint] = [
+                endpoint["metadata"]["fingerprint"]
+                for endpoint in info["endpoints"]
+                if endpoint["subject"] == f"nons.node.{name}.remote"
+            ]
             direct = {
                 "network": name,
                 "node_id": "remote",
-                "fingerprint": network.fingerprint,
+                "fingerprint": fingerprint,
                 "execution_id": "direct-call",
                 "layer_index": 1,
                 "input": "call the provider directly",
