@@ -105,6 +105,7 @@ class _Slot:
         self.completed = 0
         self.failed = 0
         self.refused = 0
+        self.dropped = 0
 
 
 class ActorHost:
@@ -241,6 +242,7 @@ class ActorHost:
                 "completed": s.completed,
                 "failed": s.failed,
                 "refused": s.refused,
+                "dropped": s.dropped,
             }
             for subject, s in self.slots.items()
         }
@@ -248,6 +250,11 @@ class ActorHost:
     def _handler(self, slot: _Slot) -> Any:
         async def on_call(request: Request) -> None:
             msg = request._msg
+            if not msg.reply:
+                # Nobody waits for this result: running it would only spend money.
+                slot.dropped += 1
+                logger.warning("node call on %s had no reply subject: dropped unrun", msg.subject)
+                return
             if slot.in_flight >= self.settings.concurrency + self.settings.backlog:
                 slot.refused += 1
                 await self._reply(

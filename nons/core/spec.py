@@ -35,7 +35,9 @@ SPEC_VERSION = 1
 """Version of the spec format; bumped only by incompatible changes."""
 
 
-class NodeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class NodeSpec(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """One node: an operator with its configuration, or a whole sub-network."""
 
     node_id: str
@@ -71,7 +73,9 @@ class NodeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         validate_token(self.node_id, "node id")
 
 
-class LayerSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class LayerSpec(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """Nodes that run in parallel."""
 
     nodes: list[NodeSpec]
@@ -84,7 +88,9 @@ class LayerSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             raise SpecError("a layer needs at least one node")
 
 
-class NetworkSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class NetworkSpec(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """Layers that run in sequence, under a name that is a NATS subject token."""
 
     name: str
@@ -139,7 +145,11 @@ def decode_spec(data: bytes | str | dict[str, Any]) -> NetworkSpec:
 
 
 def spec_fingerprint(spec: NetworkSpec) -> str:
-    """A short, stable hash of the spec that processes compare before working together."""
+    """A short, stable hash of the spec that processes compare before working together.
+
+    Fields at their default value are left out of the encoding, so a newer runtime that
+    adds a defaulted field computes the same fingerprint for the same network.
+    """
     return hashlib.sha256(encode_spec(spec)).hexdigest()[:16]
 
 

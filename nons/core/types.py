@@ -117,7 +117,9 @@ class ErrorPolicy(enum.StrEnum):
     RETURN_PARTIAL = "return_partial"
 
 
-class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ModelConfig(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """Which model answers a node, and how.
 
     `provider=None` means "the process default": `anthropic` when `ANTHROPIC_API_KEY`
@@ -162,7 +164,9 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise ConfigurationError(f"max_tokens must be at least 1, got {self.max_tokens}")
 
 
-class LayerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class LayerConfig(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """How a parallel layer runs and what it does with failures."""
 
     timeout_seconds: float = 60.0
@@ -187,7 +191,9 @@ class LayerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise ConfigurationError("LayerConfig.max_retries must be >= 0")
 
 
-class NetworkConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class NetworkConfig(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """Execution-wide settings of a network."""
 
     global_timeout_seconds: float = 300.0
@@ -216,7 +222,7 @@ class BackoffStrategy(enum.StrEnum):
     FIXED = "fixed"
 
 
-class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True):
+class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Per-provider limits shared by every node of a process.
 
     The limiter waits for capacity only as long as the call's own deadline (and
@@ -269,7 +275,7 @@ class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True):
         return self.max_concurrent if self.max_concurrent is not None else self.concurrent_requests
 
 
-class CircuitBreakerConfig(msgspec.Struct, frozen=True, kw_only=True):
+class CircuitBreakerConfig(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """When a provider model's circuit breaker opens and how long it stays open.
 
     This is the NoN docs' `CustomErrorPolicy(failure_threshold, recovery_timeout)`
@@ -294,7 +300,9 @@ _BUCKET_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 """What JetStream accepts as a key-value bucket name."""
 
 
-class CacheConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class CacheConfig(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """How the actors of a network cache node results, by a hash of the call's content.
 
     With a `CacheConfig` on the network, a node whose `cache` is `None` (auto) is

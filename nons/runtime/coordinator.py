@@ -109,6 +109,8 @@ class Coordinator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._breakers: dict[str, dict[str, CircuitBreaker]] = {}
         self.completed = 0
+        self.unanswerable = 0
+        """Executions that arrived without a reply subject (run, their reply dropped)."""
         self.failed = 0
 
     def _add(self, network: NoN) -> None:
@@ -177,6 +179,7 @@ class Coordinator:
             "completed": self.completed,
             "failed": self.failed,
             "late_replies": self.bus.late_replies,
+            "unanswerable": self.unanswerable,
         }
 
     async def _on_request(self, request: Request) -> None:
@@ -207,10 +210,14 @@ class Coordinator:
         else:
             self.completed += 1
         self.metrics.execution_finished(
-            reply.network, reply.status, reply.duration_ms / 1000.0,
-            tokens_in=reply.usage.prompt_tokens + reply.usage.cache_read_tokens
+            reply.network,
+            reply.status,
+            reply.duration_ms / 1000.0,
+            tokens_in=reply.usage.prompt_tokens
+            + reply.usage.cache_read_tokens
             + reply.usage.cache_creation_tokens,
-            tokens_out=reply.usage.completion_tokens, cost_usd=reply.cost_usd,
+            tokens_out=reply.usage.completion_tokens,
+            cost_usd=reply.cost_usd,
         )
         await self._reply(msg, reply)
 
@@ -305,6 +312,8 @@ class Coordinator:
 
     async def _reply(self, msg: Msg, reply: ExecReply) -> None:
         if not msg.reply:
+            # A publish (not a request) still runs: its events are its only output.
+            self.unanswerable += 1
             logger.info(
                 "execution %s had no reply subject (published, not requested)", reply.execution_id
             )

@@ -280,6 +280,10 @@ async def test_publish_without_reply_subject_is_dropped_and_logged(
         await assert_still_serving(nc)
         assert coordinator.in_flight == 0
         assert actors.in_flight == 0
+        if subject == NODE:
+            assert sum(slot.dropped for slot in actors.slots.values()) == 1
+        else:
+            await wait_until(lambda: coordinator.unanswerable == 1, timeout=5)
 
 
 async def test_every_case_in_a_row_on_one_coordinator(small_server: EmbeddedServer) -> None:

@@ -175,6 +175,25 @@ def _read_line(sock: socket.socket) -> bytes:
     return data.removesuffix(b"\r\n")
 
 
+async def request_when_served(nc: NatsClient, subject: str, payload: bytes) -> bytes:
+    """A request retried while nats-server still answers "no responders".
+
+    Right after a subscription from another connection (seen with accounts), the
+    server may answer "no responders" for an instant before the interest arrives.
+    """
+    replies: list[bytes] = []
+
+    async def answered() -> bool:
+        try:
+            replies.append((await nc.request(subject, payload, timeout=5)).data)
+        except nats.errors.NoRespondersError:
+            return False
+        return True
+
+    await wait_until(answered, timeout=5, message=f"nobody ever answered on {subject}")
+    return replies[0]
+
+
 async def test_client_requests_exec_and_watches_events_only(
     sessions: dict[str, Session],
 ) -> None:
@@ -187,8 +206,7 @@ async def test_client_requests_exec_and_watches_events_only(
     events = await client.nc.subscribe("nons.events.>")
     await coordinator.nc.flush()
 
-    reply = await client.nc.request("nons.exec.x", b"hello", timeout=5)
-    assert reply.data == b"served:hello"
+    assert await request_when_served(client.nc, "nons.exec.x", b"hello") == b"served:hello"
     await coordinator.nc.publish("nons.events.x.e1.execution.started", b"{}")
     event = await events.next_msg(timeout=5)
     assert event.subject == "nons.events.x.e1.execution.started"
@@ -226,19 +244,7 @@ async def test_actor_serves_node_subjects_and_coordinator_calls_them(
     await actor.nc.subscribe(subject, queue=subject, cb=run_node)
     await actor.nc.subscribe("$SRV.PING")
     await actor.nc.flush()
-    replies: list[bytes] = []
-
-    async def answered() -> bool:
-        # nats-server may answer "no responders" for an instant after a subscription
-        # from another connection (seen with accounts); interest arrives within ms.
-        try:
-            replies.append((await coordinator.nc.request(subject, b"call", timeout=5)).data)
-        except nats.errors.NoRespondersError:
-            return False
-        return True
-
-    await wait_until(answered, timeout=5, message="the actor's subscription never answered")
-    assert replies == [b"node:call"]
+    assert await request_when_served(coordinator.nc, subject, b"call") == b"node:call"
     assert actor.violations() == []
     assert coordinator.violations() == []
 

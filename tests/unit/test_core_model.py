@@ -230,3 +230,15 @@ def test_failed_result_raises_its_typed_error() -> None:
     ).to_exception()
     assert isinstance(validation, OperatorValidationError)
     assert validation.rule == "enum"
+
+
+def test_fingerprint_ignores_fields_left_at_their_default() -> None:
+    from nons.core.spec import encode_spec
+
+    net = NoN.from_operators([Node("generate", ModelConfig(temperature=0.2))], name="stable")
+    encoded = encode_spec(net.to_spec()).decode()
+    assert '"temperature":0.2' in encoded
+    # A field at its default is not encoded, so a later runtime that adds defaulted
+    # fields computes the same fingerprint for the same network.
+    assert "max_tokens" not in encoded
+    assert "prompt_context" not in encoded
