@@ -221,7 +221,8 @@ class ProviderLimiter:
                 bucket.refill(now)
                 waits[limit] = bucket.wait_for(amounts.get(limit, 1.0))
             limit, wait = max(waits.items(), key=lambda item: item[1])
-            budget = self._wait_budget()
+            # The deadline lookup is only paid when there is a wait to bound.
+            budget = self._wait_budget() if wait > 0 else 0.0
             if wait > budget:
                 raise self._error(
                     model,
