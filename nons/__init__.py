@@ -12,6 +12,7 @@ from nons.core.layer import Layer
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.results import ExecutionResult, LayerResult, NodeResult
+from nons.core.router import Router
 from nons.core.types import (
     ConfigurationError,
     ErrorPolicy,
@@ -42,6 +43,7 @@ __all__ = (
     "Node",
     "NodeResult",
     "NonsError",
+    "Router",
     "__version__",
     "connect",
     "get_operator",
