@@ -82,20 +82,20 @@ async def test_spans_of_three_processes_form_one_trace(nats_url: str, tmp_path: 
             return sum(1 for s in spans if s.name.startswith("chat")) >= 6 * 4
 
         spans = receiver.wait_for_spans(complete, timeout=20)
-    ours = [span for span in spans if span.trace_id in trace_ids]
-    assert {span.trace_id for span in ours} == trace_ids
-    by_id = {span.span_id: span for span in ours}
-    services = {span.service_name for span in ours}
+    ours = [record for record in spans if record.trace_id in trace_ids]
+    assert {record.trace_id for record in ours} == trace_ids
+    by_id = {record.span_id: record for record in ours}
+    services = {record.service_name for record in ours}
     assert services == {"nons-coordinator", "nons-actor"}
-    for span in ours:
-        if span.name.startswith("chat"):
-            parent = by_id[span.parent_span_id]
+    for record in ours:
+        if record.name.startswith("chat"):
+            parent = by_id[record.parent_span_id]
             assert parent.name.startswith("process nons.node.quickstart.")
             assert parent.service_name == "nons-actor"
             grandparent = by_id[parent.parent_span_id]
             assert grandparent.name == parent.name.replace("process", "send", 1)
             assert grandparent.service_name == "nons-coordinator"
-            assert span.attributes["gen_ai.operation.name"] == "chat"
-    for span in ours:
-        assert PLANTED_KEY not in repr(span)
+            assert record.attributes["gen_ai.operation.name"] == "chat"
+    for record in ours:
+        assert PLANTED_KEY not in repr(record)
     assert sum(1 for s in ours if s.name == "process nons.exec.quickstart") == 6

@@ -25,7 +25,7 @@ def points(reader: InMemoryMetricReader) -> dict[str, float]:
                     value = getattr(point, "value", None)
                     if value is None:
                         value = getattr(point, "count", 0)
-                    totals[metric.name] = totals.get(metric.name, 0) + value
+                    totals[metric.name] = totals.get(metric.name, 0) + float(value or 0)
     return totals
 
 

@@ -123,7 +123,11 @@ def test_sub_network_is_a_network_node_and_travels_in_the_spec() -> None:
 def test_spec_files_round_trip(tmp_path: Path, suffix: str) -> None:
     net = NoN.from_operators(
         [
-            Node("classify", ModelConfig(provider="mock", temperature=0.0), categories=["a", "b"]),
+            Node(
+                "classify",
+                ModelConfig(provider=ModelProvider.MOCK, temperature=0.0),
+                categories=["a", "b"],
+            ),
             Node("generate", additional_prompt_context="be brief") * 2,
         ],
         name="files",
@@ -135,7 +139,9 @@ def test_spec_files_round_trip(tmp_path: Path, suffix: str) -> None:
     net.save(path)
     loaded = NoN.load(path)
     assert loaded.fingerprint == net.fingerprint
-    assert loaded.get_node("l0-classify").arguments == {"categories": ["a", "b"]}
+    classify = loaded.get_node("l0-classify")
+    assert isinstance(classify, Node)
+    assert classify.arguments == {"categories": ["a", "b"]}
     assert loaded.layers[1].layer_config.error_policy is ErrorPolicy.RETURN_PARTIAL
 
 
