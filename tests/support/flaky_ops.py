@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from nons.core.errors import ProviderUnavailableError
 from nons.operators.registry import operator
 
@@ -16,3 +18,16 @@ CALLS: dict[str, int] = {"always_unavailable": 0}
 async def always_unavailable(text: object) -> str:
     CALLS["always_unavailable"] += 1
     raise ProviderUnavailableError("upstream is down", details={"status": 503})
+
+
+@operator(description="Echoes its text, or fails with a non-retryable error when told to.")
+async def fail_if(text: object, fail: bool = False) -> str:
+    if fail:
+        raise ValueError("told to fail")
+    return f"ok:{text}"
+
+
+@operator(description="Echoes its text after `seconds` (cancellable, bounded by the caller).")
+async def slow(text: object, seconds: float = 0.0) -> str:
+    await asyncio.sleep(seconds)
+    return f"slow:{text}"
