@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nons._cli_common import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, connect, emit, stop_event
+from nons._cli_types import positive_float, positive_int
 from nons.sinks._consume import SinkSettings, SinkUnavailableError, run_sink
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def add_sink_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
     postgres.add_argument(
         "--max-outage",
-        type=_positive_float,
+        type=positive_float,
         default=600.0,
         metavar="S",
         help="give up when the database stays unreachable this long (default 600)",
@@ -52,9 +53,9 @@ def add_sink_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         parser.add_argument(
             "--name", metavar="NAME", help="sink name: the durable consumer nons-sink-NAME"
         )
-        parser.add_argument("--count", type=_positive_int, metavar="N", help="stop after N events")
+        parser.add_argument("--count", type=positive_int, metavar="N", help="stop after N events")
         parser.add_argument(
-            "--timeout", type=_positive_float, metavar="S", help="stop after S idle seconds"
+            "--timeout", type=positive_float, metavar="S", help="stop after S idle seconds"
         )
         parser.add_argument(
             "--nats-url", metavar="URL", default=argparse.SUPPRESS, help="NATS server"
@@ -169,23 +170,3 @@ def _settings(
         digest = hashlib.sha256(destination.encode()).hexdigest()[:10]
         name = f"{kind}-{(network or 'all')[:64]}-{digest}"
     return SinkSettings(name=name, network=network, max_events=count, idle_timeout_s=timeout_s)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be positive and finite, got {text}")
-    return value

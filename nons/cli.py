@@ -25,6 +25,7 @@ from nons._cli_common import (
     parse_input,
 )
 from nons._cli_sink import add_sink_parser, sink_command
+from nons._cli_types import non_negative_float, port, positive_float, positive_int
 from nons.core.errors import ConfigurationError, ExecutionError, NetworkUnavailableError
 from nons.runtime.connection import URL_ENV_VAR, NatsUnavailableError
 
@@ -90,24 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exec_.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=8,
         metavar="N",
         help="with --batch: executions in flight at once (default 8)",
     )
-    exec_.add_argument("--timeout", type=_positive_float, metavar="S", help="execution deadline")
-    exec_.add_argument("--budget", type=_non_negative_float, metavar="USD", help="spending limit")
+    exec_.add_argument("--timeout", type=positive_float, metavar="S", help="execution deadline")
+    exec_.add_argument("--budget", type=non_negative_float, metavar="USD", help="spending limit")
 
     events = commands.add_parser("events", help="tail execution events")
     events.add_argument("network", nargs="?", metavar="NETWORK", help="network (default: all)")
     events.add_argument("--execution", metavar="ID", help="only this execution")
     events.add_argument("--json", action="store_true", help="print JSON lines")
-    events.add_argument("--count", type=_positive_int, metavar="N", help="stop after N events")
-    events.add_argument("--timeout", type=_positive_float, metavar="S", help="stop after S seconds")
+    events.add_argument("--count", type=positive_int, metavar="N", help="stop after N events")
+    events.add_argument("--timeout", type=positive_float, metavar="S", help="stop after S seconds")
 
     ls = commands.add_parser("ls", help="list networks, coordinators and actors ($SRV.INFO)")
     ls.add_argument(
-        "--timeout", type=_positive_float, default=0.5, metavar="S", help="wait for replies"
+        "--timeout", type=positive_float, default=0.5, metavar="S", help="wait for replies"
     )
     ls.add_argument("--json", action="store_true", help="print one JSON document")
 
@@ -115,12 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("execution_id", metavar="EXECUTION_ID", help="the execution's id")
     trace.add_argument("--network", metavar="NAME", help="network (faster lookup)")
     trace.add_argument(
-        "--timeout", type=_positive_float, default=2.0, metavar="S", help="wait for events"
+        "--timeout", type=positive_float, default=2.0, metavar="S", help="wait for events"
     )
 
     server = commands.add_parser("server", help="run the embedded nats-server in the foreground")
-    server.add_argument("--port", type=_port, default=4222, help="client port (0: a free one)")
-    server.add_argument("--max-payload", type=_positive_int, metavar="BYTES", help="max payload")
+    server.add_argument("--port", type=port, default=4222, help="client port (0: a free one)")
+    server.add_argument("--max-payload", type=positive_int, metavar="BYTES", help="max payload")
 
     run = commands.add_parser("run", help="serve TARGET in this process and run it once")
     run.add_argument("target", metavar="TARGET", help="MODULE:ATTRIBUTE or a spec file")
@@ -279,52 +280,8 @@ def _targets(parser: argparse.ArgumentParser) -> None:
 def _concurrency(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         metavar="N",
         help="calls of one node running at once in this process (default 64)",
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is within 0..65535, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
