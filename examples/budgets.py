@@ -63,10 +63,10 @@ def routed_network(cheap: ModelConfig) -> NoN:
 
 alerting = NoN.from_operators(
     [Node("generate", HAIKU), Node("condense", HAIKU, target_length=40)],
-    NetworkConfig(cost_alert_usd=0.0005),
+    NetworkConfig(cost_alert_usd=0.0001),
     name="budgets-alert",
 )
-"""Two Haiku calls with an alert at $0.0005 (run only with a key)."""
+"""Two Haiku calls with an alert at $0.0001 (run only with a key)."""
 
 
 def on_rerouted(event: Event) -> None:
@@ -102,14 +102,16 @@ async def routing(has_key: bool) -> bool:
     routed.subscribe("node.rerouted", on_rerouted)
     result = await routed.forward(TEXT, budget_usd=0.02)
     node = result.layer_results[0].nodes[0]
-    print(f"  {result.status} on {node.provider}:{node.model}, cost ${result.metadata.cost_usd:.6f}")
+    print(
+        f"  {result.status} on {node.provider}:{node.model}, cost ${result.metadata.cost_usd:.6f}"
+    )
     if not has_key:
         print("  (offline the budget model is the free mock: the routing is real, the text not)")
     return result.is_mock
 
 
 async def alert(has_key: bool) -> None:
-    print("\n4. cost_alert_usd=0.0005 on two Haiku calls:")
+    print("\n4. cost_alert_usd=0.0001 on two Haiku calls:")
     if not has_key:
         print(f"  skipped: set {ANTHROPIC_API_KEY_VAR}; the mock is free, so no alert could fire")
         return

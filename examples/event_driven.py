@@ -24,14 +24,13 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if __package__ in (None, ""):  # run as a script: make `examples` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from examples._report import MOCK_NOTICE
 from nons import ExecutionError, Node, NoN
-from nons.core.types import Content
 from nons.observability.events import (
     ExecutionCompleted,
     ExecutionFailed,
@@ -42,6 +41,9 @@ from nons.runtime.connection import URL_ENV_VAR
 from nons.runtime.local import LocalRuntime, embedded_server
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from nons.core.types import Content
     from nons.observability.events import Event
     from nons.runtime.client import Client
 
@@ -99,7 +101,9 @@ network.subscribe("execution.failed", on_failed)
 async def watch(client: Client, executions: int) -> int:
     """Print the network's event stream until `executions` executions ended."""
     seen = ended = 0
-    async with contextlib.aclosing(client.events(network.name)) as events:
+    # `events()` is an async generator: closing it unsubscribes at once.
+    stream = cast("AsyncGenerator[Event, None]", client.events(network.name))
+    async with contextlib.aclosing(stream) as events:
         async for event in events:
             seen += 1
             print(f"[stream]   {event.type:<19} {event.execution_id[:8]}")

@@ -15,7 +15,6 @@ import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import msgspec
 from nats.micro import add_service
 from nats.micro.service import EndpointConfig, ServiceConfig
@@ -47,6 +46,7 @@ from nons.observability.propagation import (
 from nons.providers.registry import set_breaker_listener
 from nons.runtime.bus import Bus
 from nons.runtime.messages import EXECUTION_ID_HEADER, NodeCall, decode_node_call, encode
+from nons.runtime.tasks import TaskSet
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -142,8 +142,8 @@ class ActorHost:
         self.caches = HostCaches(cache)
         """The node-result caches of this host, one per cache configuration."""
         self._service: Service | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
+        self._side_tasks = TaskSet()
 
     @property
     def in_flight(self) -> int:
@@ -180,11 +180,7 @@ class ActorHost:
         )
         subject = event_subject(network, execution_id, event.type)
         headers = inject_headers({EXECUTION_ID_HEADER: execution_id})
-        task = asyncio.get_running_loop().create_task(
-            self.bus.publish(subject, encode_event(event), headers)
-        )
-        self._side_tasks.add(task)
-        task.add_done_callback(self._side_tasks.discard)
+        self._side_tasks.spawn(self.bus.publish(subject, encode_event(event), headers))
 
     async def __aenter__(self) -> ActorHost:
         await self.caches.open(self.nc, [slot.network for slot in self.slots.values()])
@@ -228,12 +224,8 @@ class ActorHost:
         if self._service is not None:
             await self._service.stop()
             self._service = None
-        if self._tasks:
-            with anyio.move_on_after(self.settings.drain_timeout_s):
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.drain(self.settings.drain_timeout_s)
+        await self._side_tasks.drain(1.0)
 
     def _stats(self, endpoint: Any) -> dict[str, Any]:
         return {
@@ -271,9 +263,7 @@ class ActorHost:
                 return
             slot.in_flight += 1
             self.metrics.in_flight(1, slot.network.name, slot.node.node_id)
-            task = asyncio.get_running_loop().create_task(self._serve(slot, msg))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._serve(slot, msg))
 
         return on_call
 

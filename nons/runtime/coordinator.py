@@ -8,14 +8,12 @@ callbacks one at a time, and an execution lasts as long as its slowest layer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import msgspec
 from nats.micro import add_service
 from nats.micro.service import EndpointConfig, ServiceConfig
@@ -45,6 +43,7 @@ from nons.runtime.messages import (
     decode_exec_request,
     encode,
 )
+from nons.runtime.tasks import TaskSet
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -106,7 +105,7 @@ class Coordinator:
         self.tracer = trace.get_tracer("nons.coordinator", tracer_provider=tracer_provider)
         self.metrics = RuntimeMetrics(meter_provider)
         self._service: Service | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         self._breakers: dict[str, dict[str, CircuitBreaker]] = {}
         self.completed = 0
         self.unanswerable = 0
@@ -165,12 +164,7 @@ class Coordinator:
         if self._service is not None:
             await self._service.stop()
             self._service = None
-        if self._tasks:
-            with anyio.move_on_after(self.settings.drain_timeout_s):
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.drain(self.settings.drain_timeout_s)
         await self.bus.close()
 
     def _stats(self, endpoint: Any) -> dict[str, Any]:
@@ -196,9 +190,7 @@ class Coordinator:
                 ),
             )
             return
-        task = asyncio.get_running_loop().create_task(self._serve(msg))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._serve(msg))
 
     async def _serve(self, msg: Msg) -> None:
         try:
