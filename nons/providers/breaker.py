@@ -96,6 +96,7 @@ class CircuitBreaker:
         recovery_timeout_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         on_change: BreakerListener | None = None,
+        label: str | None = None,
     ) -> None:
         CircuitBreakerConfig(
             failure_threshold=failure_threshold, recovery_timeout_s=recovery_timeout_s
@@ -108,6 +109,8 @@ class CircuitBreaker:
         """Consecutive counted failures that open the breaker."""
         self.recovery_timeout_s = recovery_timeout_s
         """Seconds open before the half-open trial."""
+        self.label = label or f"{provider} model {model!r}"
+        """What the breaker guards, as error messages name it."""
         self._clock = clock
         self._on_change = on_change
         self._lock = threading.RLock()
@@ -186,7 +189,7 @@ class CircuitBreaker:
         self._failures = 0
         self._trial_in_flight = False
         log = logger.warning if new is BreakerState.OPEN else logger.info
-        log("circuit breaker of %s model %s: %s -> %s", self.provider, self.model, old, new)
+        log("circuit breaker of %s: %s -> %s", self.label, old, new)
         if self._on_change is not None:
             try:
                 self._on_change(self.provider, self.model, old, new)
@@ -195,7 +198,7 @@ class CircuitBreaker:
 
     def _open_error(self, retry_after_s: float, why: str) -> CircuitOpenError:
         return CircuitOpenError(
-            f"circuit breaker of {self.provider} model {self.model!r} is {why}: "
+            f"circuit breaker of {self.label} is {why}: "
             f"failing fast; retry after {retry_after_s:.1f}s",
             details={
                 "provider": self.provider,

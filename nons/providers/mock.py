@@ -145,7 +145,7 @@ class MockClient:
         if fails:
             error_class = error_class_for(self._behaviour.fail_with)
             raise error_class(
-                f"mock provider injected a {self._behaviour.fail_with} failure "
+                f"mock provider injected a failure of type {self._behaviour.fail_with} "
                 f"(call {call_number}, failure_rate={self._behaviour.failure_rate})",
                 details={"provider": "mock", "injected": True, "call": call_number},
             )

@@ -35,7 +35,7 @@ from nons.runtime.messages import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncGenerator, Mapping
 
     from nats.aio.client import Client as NatsClient
     from nats.aio.msg import Msg
@@ -219,7 +219,7 @@ class Client:
 
     async def events(
         self, network: str | None = None, execution_id: str | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Every event of a network (or all networks, or one execution), as it happens.
 
         Malformed events are logged and skipped; the subscription ends with the loop.

@@ -279,6 +279,7 @@ class Coordinator:
                     node.node_id,
                     failure_threshold=config.failure_threshold,
                     recovery_timeout_s=config.recovery_timeout_s,
+                    label=f"node {node.node_id!r} of network {network.name!r}",
                 )
                 for _, node in network.nodes()
             }
