@@ -113,11 +113,20 @@ def telemetry(context: CliContext, service_name: str, *, actors: bool) -> Iterat
     if actors:
         from nons.observability.genai import install_genai_tracing
 
-        install_genai_tracing()
+        install_genai_tracing(capture_content=capture_content(context.telemetry_environ))
     try:
         yield installed
     finally:
         installed.shutdown()
+
+
+CAPTURE_CONTENT_VAR = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+"""The OpenTelemetry GenAI switch for recording prompts and outputs on LLM spans."""
+
+
+def capture_content(environ: Mapping[str, str]) -> bool:
+    """Whether prompts and outputs go on LLM spans (off unless the GenAI variable says true)."""
+    return environ.get(CAPTURE_CONTENT_VAR, "").strip().lower() in ("1", "true", "yes")
 
 
 def describe_provider(settings: ProviderSettings) -> str:

@@ -141,3 +141,11 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["--version"])
     assert info.value.code == 0
     assert "nons 0.1.0" in capsys.readouterr().out
+
+
+def test_prompt_capture_follows_the_genai_variable() -> None:
+    from nons._cli_common import capture_content
+
+    assert capture_content({}) is False
+    assert capture_content({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}) is True
+    assert capture_content({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"}) is False
