@@ -6,10 +6,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from nons.actors.host import ActorHost
 from nons.core.network import NoN
@@ -20,28 +16,25 @@ from nons.providers import registry
 from nons.runtime.client import Client
 from nons.runtime.connection import ConnectionSettings, connect_nats
 from nons.runtime.coordinator import Coordinator
+from tests.support.spans import capturing_provider, span_tree
 from tests.support.wait import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 MOCK = ModelConfig(provider=ModelProvider.MOCK)
-
-
-def provider(service: str) -> tuple[TracerProvider, InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return tracer_provider, exporter
 
 
 @pytest.fixture
 async def traced(
     nats_url: str,
 ) -> AsyncIterator[tuple[Client, InMemorySpanExporter, InMemorySpanExporter, TracerProvider]]:
-    coordinator_provider, coordinator_spans = provider("nons-coordinator")
-    actor_provider, actor_spans = provider("nons-actor")
-    client_provider, _ = provider("client")
+    coordinator_provider, coordinator_spans = capturing_provider("nons-coordinator")
+    actor_provider, actor_spans = capturing_provider("nons-actor")
+    client_provider, _ = capturing_provider("client")
     install_genai_tracing(tracer_provider=actor_provider)
     net = NoN.from_operators([Node("transform", MOCK), Node("generate", MOCK) * 2], name="traced")
     nc = await connect_nats(ConnectionSettings(url=nats_url, name="trace-test"))
@@ -60,27 +53,6 @@ async def traced(
         await nc.close()
 
 
-def by_id(spans: list[ReadableSpan]) -> dict[int, ReadableSpan]:
-    return {span.context.span_id: span for span in spans}
-
-
-def tree(spans: list[ReadableSpan]) -> str:
-    index = by_id(spans)
-    children: dict[int | None, list[ReadableSpan]] = {}
-    for span in spans:
-        parent = span.parent.span_id if span.parent and span.parent.span_id in index else None
-        children.setdefault(parent, []).append(span)
-    lines: list[str] = []
-
-    def walk(parent: int | None, depth: int) -> None:
-        for span in sorted(children.get(parent, []), key=lambda s: (s.start_time or 0, s.name)):
-            lines.append("  " * depth + span.name)
-            walk(span.context.span_id, depth + 1)
-
-    walk(None, 0)
-    return "\n".join(lines)
-
-
 async def test_execution_spans_nest_across_coordinator_and_actor(
     traced: tuple[Client, InMemorySpanExporter, InMemorySpanExporter, TracerProvider],
 ) -> None:
@@ -97,7 +69,7 @@ async def test_execution_spans_nest_across_coordinator_and_actor(
     )
     spans = [*coordinator_spans.get_finished_spans(), *actor_spans.get_finished_spans()]
     assert {format(span.context.trace_id, "032x") for span in spans} == {expected_trace}
-    rendered = tree(spans)
+    rendered = span_tree(spans)
     assert rendered == "\n".join(
         [
             "process nons.exec.traced",

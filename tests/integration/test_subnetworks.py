@@ -6,10 +6,6 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 from nons.actors.host import ActorHost
 from nons.core.network import NoN
 from nons.core.node import Node
@@ -18,6 +14,7 @@ from nons.runtime.client import Client
 from nons.runtime.coordinator import Coordinator
 from nons.runtime.messages import DEPTH_HEADER, decode_exec_reply
 from tests.support import routing_ops
+from tests.support.spans import capturing_provider, span_tree
 from tests.support.wait import wait_until
 
 if TYPE_CHECKING:
@@ -33,36 +30,12 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def spans_provider() -> tuple[TracerProvider, InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider, exporter
-
-
-def tree(spans: list[ReadableSpan]) -> str:
-    index = {span.context.span_id: span for span in spans}
-    children: dict[int | None, list[ReadableSpan]] = {}
-    for span in spans:
-        parent = span.parent.span_id if span.parent and span.parent.span_id in index else None
-        children.setdefault(parent, []).append(span)
-    lines: list[str] = []
-
-    def walk(parent: int | None, depth: int) -> None:
-        for span in sorted(children.get(parent, []), key=lambda s: (s.start_time or 0, s.name)):
-            lines.append("  " * depth + span.name)
-            walk(span.context.span_id, depth + 1)
-
-    walk(None, 0)
-    return "\n".join(lines)
-
-
 async def test_the_child_runs_on_its_own_subject_inside_the_parents_trace(nc: Nats) -> None:
     child_name, parent_name = unique("child"), unique("parent")
     child = NoN.from_operators([Node("generate", MOCK)], name=child_name)
     parent = NoN.from_operators([Node("tag", label="p"), child], name=parent_name)
-    coordinator_provider, coordinator_spans = spans_provider()
-    actor_provider, actor_spans = spans_provider()
+    coordinator_provider, coordinator_spans = capturing_provider()
+    actor_provider, actor_spans = capturing_provider()
     async with (
         ActorHost(nc, [parent], tracer_provider=actor_provider),
         Coordinator(nc, [parent], tracer_provider=coordinator_provider),
@@ -78,7 +51,7 @@ async def test_the_child_runs_on_its_own_subject_inside_the_parents_trace(nc: Na
     await wait_until(lambda: len(actor_spans.get_finished_spans()) >= 2, timeout=5)
     spans = [*coordinator_spans.get_finished_spans(), *actor_spans.get_finished_spans()]
     assert {span.context.trace_id for span in spans} == {int(str(result.metadata.trace_id), 16)}
-    assert tree(spans) == "\n".join(
+    assert span_tree(spans) == "\n".join(
         [
             f"process nons.exec.{parent_name}",
             "  layer 0",
@@ -91,7 +64,7 @@ async def test_the_child_runs_on_its_own_subject_inside_the_parents_trace(nc: Na
             f"          send nons.node.{child_name}.l0-generate",
             f"            process nons.node.{child_name}.l0-generate",
         ]
-    ), tree(spans)
+    ), span_tree(spans)
 
 
 async def test_budget_time_and_depth_flow_down_to_the_child(nc: Nats) -> None:
