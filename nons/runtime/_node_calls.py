@@ -18,11 +18,12 @@ import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
+from nons.core.deadlines import CallDeadline, Limit, call_deadline, timeout_error
 from nons.core.errors import (
     CircuitOpenError,
+    ExecutionTimeoutError,
     InvalidRequestError,
     ModelSelectionError,
-    NodeTimeoutError,
     PayloadTooLargeError,
 )
 from nons.core.layer import Layer, LayerMember, NetworkNode
@@ -75,14 +76,21 @@ class Payload:
     value: Any
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LayerContext:
-    """What a node call needs of its layer."""
+    """What a node call needs of its layer, and why the layer stopped early, if it did."""
 
     index: int
     layer: Layer
     deadline: float
+    """Unix time the layer stops waiting: the earlier of its own and its execution's."""
+    limit: Limit
+    """Which limit `deadline` is (`layer` or `execution`)."""
+    limit_s: float
+    """The configured length of that limit."""
     scope: anyio.CancelScope
+    stopped_by: ErrorInfo | None = None
+    """The failure that cancelled the layer under a stopping policy (None: not cancelled)."""
 
 
 class NodeCalls:
@@ -196,9 +204,12 @@ class NodeCalls:
                 )
                 return
             error = result.error or ErrorInfo(type="internal_error", message="no error given")
-            remaining = context.deadline - time.time()
-            if should_retry(config, error, attempt, has_fallback) and remaining > 0:
-                delay = min(backoff_delay(config, attempt), remaining)
+            delay = backoff_delay(config, attempt)
+            # A retry that could not even start before the layer's deadline is not made:
+            # it would only run out of a limit that has already passed.
+            if should_retry(config, error, attempt, has_fallback) and (
+                context.deadline - time.time() > delay
+            ):
                 fallback = next_attempt_model(config, base_model, attempt)
                 model = fallback or model
                 trace.get_current_span().add_event(
@@ -255,6 +266,7 @@ class NodeCalls:
             error=result.error or ErrorInfo(type="internal_error", message="no error given"),
         )
         if context.layer.layer_config.error_policy in _STOPPING_POLICIES:
+            context.stopped_by = result.error
             context.scope.cancel()
 
     @staticmethod
@@ -311,10 +323,15 @@ class NodeCalls:
         payload: Payload,
     ) -> NodeResult:
         """One call of one node; every failure becomes a failed `NodeResult`."""
-        config = context.layer.layer_config
-        timeout = context.deadline - time.time()
-        if config.node_timeout_seconds is not None:
-            timeout = min(timeout, config.node_timeout_seconds)
+        now = time.time()
+        deadline = call_deadline(
+            now,
+            node_timeout_s=context.layer.layer_config.node_timeout_seconds,
+            layer_deadline=context.deadline,
+            layer_deadline_limit=context.limit,
+            layer_deadline_s=context.limit_s,
+        )
+        timeout = deadline.remaining(now)
         subject = (
             exec_subject(node.network.name)
             if isinstance(node, NetworkNode)
@@ -340,6 +357,7 @@ class NodeCalls:
                     result = await call_subnetwork(
                         self.bus, self.state, max_depth, node, payload.value, timeout
                     )
+                    result = _child_timeout_renamed(result, deadline, context.index)
                 else:
                     call = NodeCall(
                         network=self.state.network,
@@ -350,6 +368,8 @@ class NodeCalls:
                         attempt=attempt,
                         input=payload.raw,
                         timeout_s=timeout,
+                        timeout_limit=deadline.limit,
+                        timeout_limit_s=deadline.limit_s,
                         model=model,
                     )
                     headers = (
@@ -362,9 +382,11 @@ class NodeCalls:
             except ReplyTimeout:
                 result = self._failed(
                     node,
-                    NodeTimeoutError(
-                        f"node {node.node_id!r} gave no reply within {max(timeout, 0):.2f}s",
-                        details={"node_id": node.node_id, "layer_index": context.index},
+                    timeout_error(
+                        deadline.limit,
+                        node_id=node.node_id,
+                        layer_index=context.index,
+                        limit_s=deadline.limit_s,
                     ),
                 )
             except (NoResponders, PayloadTooLargeError, InvalidRequestError) as exc:
@@ -384,6 +406,21 @@ class NodeCalls:
             status="failed",
             error=error_info(exc),
         )
+
+
+def _child_timeout_renamed(result: NodeResult, deadline: CallDeadline, index: int) -> NodeResult:
+    """A sub-network that ran out of the time its parent gave it names the parent's limit.
+
+    The child's execution limit is the calling node's remaining time, so its
+    `execution_timeout` means that the parent's node, layer or execution limit ran out.
+    """
+    error = result.error
+    if error is None or error.type != ExecutionTimeoutError.type:
+        return result
+    renamed = timeout_error(
+        deadline.limit, node_id=result.node_id, layer_index=index, limit_s=deadline.limit_s
+    )
+    return msgspec.structs.replace(result, error=error_info(renamed))
 
 
 def _health_signal(result: NodeResult) -> BaseException:

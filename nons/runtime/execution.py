@@ -18,13 +18,8 @@ import anyio
 import msgspec
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from nons.core.errors import (
-    BudgetExceededError,
-    DepthExceededError,
-    ExecutionError,
-    ExecutionTimeoutError,
-    LayerTimeoutError,
-)
+from nons.core.deadlines import TIMEOUT_TYPES, layer_limit, timeout_error
+from nons.core.errors import BudgetExceededError, DepthExceededError, NodeTimeoutError
 from nons.core.results import ErrorInfo, ExecutionStatus, LayerResult, NodeResult
 from nons.core.types import CostInfo, ErrorPolicy, ModelConfig, TokenUsage
 from nons.observability.events import (
@@ -287,6 +282,12 @@ class ExecutionRunner(NodeCalls):
         config = layer.layer_config
         started = time.time()
         deadline = min(self.state.deadline, started + config.timeout_seconds)
+        limit = layer_limit(started, config.timeout_seconds, self.state.deadline)
+        limit_s = (
+            config.timeout_seconds
+            if limit == "layer"
+            else self.state.deadline - self.state.started_at
+        )
         node_ids = [node.node_id for node in layer.nodes]
         results: list[NodeResult | None] = [None] * len(layer.nodes)
         with self._span(
@@ -296,7 +297,7 @@ class ExecutionRunner(NodeCalls):
         ) as span:
             await self.events.emit(LayerStarted, layer_index=index, node_ids=node_ids)
             with anyio.move_on_after(max(deadline - time.time(), 0.0)) as scope:
-                context = LayerContext(index, layer, deadline, scope)
+                context = LayerContext(index, layer, deadline, limit, limit_s, scope)
                 if len(layer.nodes) == 1:
                     # No task for a lone node: its NodeStarted event and its request then
                     # leave in the same socket write as LayerStarted (one syscall, not two).
@@ -330,39 +331,43 @@ class ExecutionRunner(NodeCalls):
         return layer_result, error
 
     def _unfinished(self, context: LayerContext, node: LayerMember) -> NodeResult:
-        """The result of a node that had no answer when its layer stopped waiting."""
-        now = time.time()
-        details = {"layer_index": context.index, "node_id": node.node_id}
-        error: ExecutionError
-        if now >= self.state.deadline - 1e-3:
-            error = ExecutionTimeoutError(
-                f"execution ran out of time in layer {context.index} waiting for "
-                f"node {node.node_id!r}",
-                details=details,
-            )
-        elif now >= context.deadline - 1e-3:
-            error = LayerTimeoutError(
-                f"layer {context.index} timed out waiting for node {node.node_id!r}",
-                details=details,
-            )
-        else:
+        """The result of a node that had no answer when its layer stopped waiting.
+
+        Named by why the layer stopped, never by the clock: its deadline passed (or a
+        sibling ran out of that same deadline), so this node ran out of the layer's
+        limit too; or a sibling failed otherwise under a stopping policy, so this
+        node was cancelled. A sibling's own `node_timeout` is not this node's limit.
+        """
+        stop = context.stopped_by
+        if stop is None or stop.type in _SHARED_TIMEOUTS:
             return NodeResult(
                 node_id=node.node_id,
                 operator=node.operator_name,
-                status="skipped",
-                error=ErrorInfo(
-                    type="cancelled",
-                    message="cancelled: another node of the layer failed "
-                    "and the policy is fail_fast",
-                    details=details,
+                status="failed",
+                error=ErrorInfo.from_exception(
+                    timeout_error(
+                        context.limit,
+                        node_id=node.node_id,
+                        layer_index=context.index,
+                        limit_s=context.limit_s,
+                    )
                 ),
             )
         return NodeResult(
             node_id=node.node_id,
             operator=node.operator_name,
-            status="failed",
-            error=ErrorInfo.from_exception(error),
+            status="skipped",
+            error=ErrorInfo(
+                type="cancelled",
+                message="cancelled: another node of the layer failed "
+                f"({stop.type}) and the policy stops the layer",
+                details={"layer_index": context.index, "node_id": node.node_id},
+            ),
         )
+
+
+_SHARED_TIMEOUTS = TIMEOUT_TYPES - {NodeTimeoutError.type}
+"""Timeouts of a limit every node of a layer shares (the layer's, the execution's)."""
 
 
 def execution_deadline(now: float, request_timeout: float | None, network_timeout: float) -> float:

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from nons.core.deadlines import Limit
 from nons.core.errors import InvalidNameError, InvalidRequestError
 from nons.core.names import validate_token
 from nons.core.results import ErrorInfo, ExecutionStatus, LayerResult, NodeResult
@@ -109,6 +110,11 @@ class NodeCall(msgspec.Struct, frozen=True, kw_only=True):
     """The node's input."""
     timeout_s: float | None = None
     """Time the coordinator will wait; the actor gives up after it too."""
+    timeout_limit: Limit = "node"
+    """Which limit `timeout_s` is (`node`, `layer` or `execution`): the actor names its
+    timeout by it, so both sides report the limit that ran out, not the timer that fired."""
+    timeout_limit_s: float | None = None
+    """The configured length of that limit, for the timeout error's details."""
     model: ModelConfig | None = None
     """Model override (fallback model, cost-based routing)."""
 

@@ -31,3 +31,8 @@ async def fail_if(text: object, fail: bool = False) -> str:
 async def slow(text: object, seconds: float = 0.0) -> str:
     await asyncio.sleep(seconds)
     return f"slow:{text}"
+
+
+@operator(description="Raises the operator's own TimeoutError (an HTTP client's read timeout).")
+async def raise_timeout(text: object) -> str:
+    raise TimeoutError("upstream read timed out")
