@@ -22,6 +22,7 @@ from nons.core.types import (
     ModelProvider,
     NetworkConfig,
     NonsError,
+    RetryableError,
 )
 from nons.operators.registry import get_operator, list_operators, operator
 
@@ -43,6 +44,7 @@ __all__ = (
     "Node",
     "NodeResult",
     "NonsError",
+    "RetryableError",
     "Router",
     "__version__",
     "connect",

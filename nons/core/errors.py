@@ -8,6 +8,7 @@ can decide what to do with an error it only knows from its JSON form.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, ClassVar
 
 __all__ = (
@@ -37,12 +38,15 @@ __all__ = (
     "ProviderOverloadedError",
     "ProviderRateLimitedError",
     "ProviderUnavailableError",
+    "RetryableError",
     "ServerStartError",
     "SpecError",
     "SpecMismatchError",
+    "TransientOperatorError",
     "UnknownOperatorError",
     "UnknownRouteError",
     "error_class_for",
+    "is_transient",
 )
 
 
@@ -126,9 +130,57 @@ class PayloadTooLargeError(ExecutionError, ValueError):
 
 
 class OperatorError(ExecutionError):
-    """An operator's own code raised: the message says which node and why."""
+    """An operator's own code raised: the message says which node and why.
+
+    `details["exception"]` names the exception class the operator raised. A NoN bug
+    is an `internal_error`, never this.
+    """
 
     type = "operator_error"
+
+
+class TransientOperatorError(OperatorError):
+    """An operator's own failure that a retry may fix (a timeout, a dropped connection).
+
+    Same wire type as `OperatorError`, with `retryable` set, so that
+    `RETRY_WITH_BACKOFF` and `FALLBACK_MODEL` retry it like a provider's 503.
+    """
+
+    retryable = True
+
+
+class RetryableError(NonsError):
+    """Raise this from an operator to say "try me again": the failure is transient.
+
+    Standard transient exceptions (`TimeoutError`, `ConnectionError`, and an HTTP
+    client's transport errors) are treated the same way without it.
+
+    Example:
+        ```python
+        @operator
+        async def lookup(query: str) -> str:
+            if (response := await fetch(query)).status == 503:
+                raise RetryableError("search backend is busy")
+            return response.text
+        ```
+    """
+
+
+_TRANSIENT = (RetryableError, TimeoutError, ConnectionError)
+"""Exceptions of operator code that a retry may fix, whatever library raised them."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an operator's exception is worth a retry.
+
+    Besides `_TRANSIENT`, an `httpx` transport error counts (connect/read timeouts,
+    dropped connections), checked without importing httpx: an error of it can only
+    exist once it has been imported.
+    """
+    if isinstance(exc, _TRANSIENT):
+        return True
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(exc, httpx.TransportError)
 
 
 class OperatorValidationError(ExecutionError, ValueError):

@@ -11,7 +11,13 @@ import inspect
 import time
 from typing import TYPE_CHECKING, Any
 
-from nons.core.errors import ConfigurationError, ExecutionError, OperatorError
+from nons.core.errors import (
+    ConfigurationError,
+    ExecutionError,
+    OperatorError,
+    TransientOperatorError,
+    is_transient,
+)
 from nons.core.names import validate_token
 from nons.core.results import NodeResult
 from nons.core.spec import NodeSpec
@@ -167,7 +173,9 @@ class Node:
         Raises:
             OperatorValidationError: input or output violates the operator's schema.
             ProviderError: the model provider failed (a subclass says if retryable).
-            OperatorError: the operator's own code raised.
+            OperatorError: the operator's own code raised; retryable (a
+                `TransientOperatorError`) when the exception is transient (`TimeoutError`,
+                `ConnectionError`, `RetryableError`, an HTTP transport error).
         """
         config = model_config or self.model_config or ModelConfig()
         context = OperatorContext(
@@ -185,10 +193,15 @@ class Node:
             except ExecutionError:
                 raise
             except Exception as exc:
-                raise OperatorError(
+                error_class = TransientOperatorError if is_transient(exc) else OperatorError
+                raise error_class(
                     f"node {self.node_id!r} ({self.operator_name}) raised "
                     f"{type(exc).__name__}: {exc}",
-                    details={"node_id": self.node_id, "operator": self.operator_name},
+                    details={
+                        "node_id": self.node_id,
+                        "operator": self.operator_name,
+                        "exception": type(exc).__name__,
+                    },
                 ) from exc
         completions = context.completions
         last = completions[-1] if completions else None

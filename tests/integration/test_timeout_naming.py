@@ -81,6 +81,8 @@ async def test_an_operators_own_timeout_error_is_not_a_deadline(nc: Nats) -> Non
         result = await Client(nc).execute(net.name, "x", timeout_s=10)
     assert result.error is not None
     assert result.error.type == "operator_error", result.error
+    assert result.error.retryable is True
+    assert result.error.details["exception"] == "TimeoutError"
 
 
 async def test_a_retry_that_could_not_start_before_the_deadline_is_not_made(nc: Nats) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from nons.core.errors import ProviderUnavailableError
+from nons.core.errors import ProviderUnavailableError, RetryableError
 from nons.operators.registry import operator
 
 CALLS: dict[str, int] = {"always_unavailable": 0}
@@ -36,3 +36,22 @@ async def slow(text: object, seconds: float = 0.0) -> str:
 @operator(description="Raises the operator's own TimeoutError (an HTTP client's read timeout).")
 async def raise_timeout(text: object) -> str:
     raise TimeoutError("upstream read timed out")
+
+
+TRANSIENT_FAILURES: dict[str, int] = {}
+"""Per key, how many more calls of `transient_once` fail before it answers."""
+
+
+@operator(description="Fails with the named transient exception until its key's count is spent.")
+async def transient_once(text: object, key: str = "", kind: str = "timeout") -> str:
+    left = TRANSIENT_FAILURES.get(key, 0)
+    if left > 0:
+        TRANSIENT_FAILURES[key] = left - 1
+        if kind == "timeout":
+            raise TimeoutError("read timed out")
+        if kind == "connection":
+            raise ConnectionResetError("connection reset by peer")
+        if kind == "retryable":
+            raise RetryableError("backend busy")
+        raise ValueError("not transient")
+    return f"ok:{text}"

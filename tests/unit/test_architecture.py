@@ -36,6 +36,7 @@ def test_top_level_exports_are_pinned() -> None:
         "Node",
         "NodeResult",
         "NonsError",
+        "RetryableError",
         "Router",
         "__version__",
         "connect",
