@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 # Reinstall only when the project's metadata changes (pip install -e is not free).
 STAMP := $(VENV)/.nons-installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install test demo lint bench postgres
 
@@ -39,5 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Prints the table and writes benchmarks/results/<timestamp>.json (git-ignored);
+# `make bench BENCH_ARGS=--no-save` skips the file, `BENCH_ARGS=--quick` is a short run.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)

@@ -1,7 +1,9 @@
-"""`python -m benchmarks`: run the suite, print the table, and save JSON when asked.
+"""`python -m benchmarks`: run the suite, print the table, and save it as JSON.
 
 Flags: `--quick` (about a minute, fewer samples), `--only NAME` (repeatable; one
-scenario), `--save` (write `benchmarks/results/<timestamp>.json`).
+scenario), `--no-save` (skip the JSON that every run writes to
+`benchmarks/results/<timestamp>.json`, ignored by git), `--results-dir DIR` (write it
+elsewhere). `--save` is still accepted: saving is the default.
 """
 
 from __future__ import annotations
@@ -17,19 +19,34 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
+
 from benchmarks._harness import Bench, Sizes
 from benchmarks.report import Figure, MachineInfo, Report, encode_report, render_report
 from benchmarks.scenarios import SCENARIOS
 from nons.runtime.server import find_server_binary
 
-__all__ = ("machine_info", "main")
+__all__ = ("RESULTS_DIR", "BenchOptions", "machine_info", "main", "parse_args", "save_report")
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-"""Where `--save` writes."""
+"""Where each run's JSON goes unless `--results-dir` says otherwise (git-ignored)."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the flags, run the scenarios, print (and maybe save) the report."""
+class BenchOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """What the command line asked for."""
+
+    quick: bool = False
+    """A short smoke run (fewer samples, smaller networks)."""
+    only: tuple[str, ...] = ()
+    """Scenarios to run; all of them when empty."""
+    save: bool = True
+    """Write the report as JSON (`--no-save` turns it off)."""
+    results_dir: Path = RESULTS_DIR
+    """Directory of the JSON reports."""
+
+
+def parse_args(argv: list[str] | None = None) -> BenchOptions:
+    """The options of `argv` (the process's arguments when `None`); exits on bad flags."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument(
@@ -39,27 +56,63 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}",
     )
-    parser.add_argument("--save", action="store_true", help="write benchmarks/results/*.json")
+    saving = parser.add_mutually_exclusive_group()
+    saving.add_argument(
+        "--save",
+        dest="save",
+        action="store_true",
+        default=True,
+        help="write the JSON report (the default)",
+    )
+    saving.add_argument(
+        "--no-save", dest="save", action="store_false", help="print the table only, no JSON"
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        metavar="DIR",
+        help="where the JSON report goes (default: benchmarks/results/)",
+    )
     args = parser.parse_args(argv)
-    names = args.only or list(SCENARIOS)
+    return BenchOptions(
+        quick=args.quick,
+        only=tuple(args.only or ()),
+        save=args.save,
+        results_dir=args.results_dir,
+    )
+
+
+def save_report(report: Report, directory: Path) -> Path:
+    """Write `report` as `<directory>/<start time>[-quick].json`, creating the directory."""
+    started = dt.datetime.fromisoformat(report.started_at).astimezone(dt.UTC)
+    suffix = "-quick" if report.quick else ""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{started.strftime('%Y%m%dT%H%M%SZ')}{suffix}.json"
+    path.write_bytes(encode_report(report))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the flags, run the scenarios, print the report and save it unless `--no-save`."""
+    options = parse_args(argv)
+    names = list(options.only) or list(SCENARIOS)
     started_at = dt.datetime.now(dt.UTC)
     began = time.perf_counter()
     machine = machine_info()
     sys.stdout.write(f"running {', '.join(names)} on {machine.cores} cores...\n")
     sys.stdout.flush()
-    figures = asyncio.run(_run(names, Sizes.for_run(quick=args.quick)))
+    figures = asyncio.run(_run(names, Sizes.for_run(quick=options.quick)))
     report = Report(
         started_at=started_at.isoformat(timespec="seconds"),
         duration_s=time.perf_counter() - began,
-        quick=args.quick,
+        quick=options.quick,
         machine=machine,
         figures=figures,
     )
     sys.stdout.write(render_report(report) + "\n")
-    if args.save:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        path = RESULTS_DIR / f"{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
-        path.write_bytes(encode_report(report))
+    if options.save:
+        path = save_report(report, options.results_dir)
         sys.stdout.write(f"saved {path}\n")
     return 0
 

@@ -19,7 +19,7 @@ import nats
 
 from benchmarks._procs import Child, cpu_seconds
 from benchmarks.floors import RELAY_SUBJECT, RESPONDER_SUBJECT
-from nons.runtime.client import Client
+from nons.client import Client
 from nons.runtime.messages import ExecRequest, encode
 from nons.runtime.server import EmbeddedServer
 

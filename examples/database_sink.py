@@ -34,9 +34,9 @@ if __package__ in (None, ""):  # run as a script: make `examples` importable
 import nons
 from examples._report import MOCK_NOTICE
 from nons import Node, NoN
+from nons.client.local import embedded_server
 from nons.runtime.connection import URL_ENV_VAR
 from nons.runtime.event_store import EVENT_STREAM
-from nons.runtime.local import embedded_server
 from nons.sinks import JsonlSink, SinkSettings, run_sink
 
 if TYPE_CHECKING:

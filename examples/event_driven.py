@@ -31,6 +31,7 @@ if __package__ in (None, ""):  # run as a script: make `examples` importable
 
 from examples._report import MOCK_NOTICE
 from nons import ExecutionError, Node, NoN
+from nons.client.local import LocalRuntime, embedded_server
 from nons.observability.events import (
     ExecutionCompleted,
     ExecutionFailed,
@@ -38,14 +39,13 @@ from nons.observability.events import (
     NodeCompleted,
 )
 from nons.runtime.connection import URL_ENV_VAR
-from nons.runtime.local import LocalRuntime, embedded_server
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
+    from nons.client import Client
     from nons.core.types import Content
     from nons.observability.events import Event
-    from nons.runtime.client import Client
 
 network = NoN.from_operators(
     [

@@ -25,10 +25,10 @@ if __package__ in (None, ""):  # run as a script: make `examples` importable
 import nons
 from examples._report import MOCK_NOTICE
 from nons import ExecutionError, NetworkConfig, Node, NoN
+from nons.client.local import embedded_server
 from nons.observability.trace_view import render_trace
 from nons.runtime.connection import URL_ENV_VAR
 from nons.runtime.event_store import read_execution_events
-from nons.runtime.local import embedded_server
 
 summariser = NoN.from_operators(
     [Node("extract", fields=["problem", "impact"]), Node("condense", target_length=40)],

@@ -27,7 +27,7 @@ from nons.core.types import (
 from nons.operators.registry import get_operator, list_operators, operator
 
 if TYPE_CHECKING:
-    from nons.runtime.client import Client
+    from nons.client import Client
 
 __all__ = (
     "ConfigurationError",
@@ -62,6 +62,6 @@ async def connect(url: str, *, name: str = "nons-client") -> Client:
     Raises:
         NatsUnavailableError: no server answers at `url`.
     """
-    from nons.runtime.client import connect as _connect
+    from nons.client import connect as _connect
 
     return await _connect(url, name=name)

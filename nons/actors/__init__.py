@@ -1,4 +1,9 @@
-"""Node actors: processes that serve `nons.node.<network>.<node_id>` subjects."""
+"""Node actors: processes that serve `nons.node.<network>.<node_id>` subjects.
+
+May import `nons.core`, `nons.operators`, `nons.providers`, `nons.resilience`,
+`nons.runtime` (transport) and `nons.observability`; never the coordinator, the
+client or the CLI.
+"""
 
 from __future__ import annotations
 

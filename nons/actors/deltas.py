@@ -13,8 +13,8 @@ import time
 from typing import TYPE_CHECKING
 
 from nons.core.errors import PayloadTooLargeError
+from nons.core.events import NodeDelta, encode_event
 from nons.core.names import event_subject
-from nons.observability.events import NodeDelta, encode_event
 from nons.observability.propagation import inject_headers, span_id_hex, trace_id_hex
 from nons.runtime.messages import EXECUTION_ID_HEADER
 

@@ -33,9 +33,9 @@ from nons.core.errors import (
     PayloadTooLargeError,
     SpecMismatchError,
 )
+from nons.core.events import CircuitChanged, encode_event
 from nons.core.names import event_subject, node_subject
 from nons.core.node import Node
-from nons.observability.events import CircuitChanged, encode_event
 from nons.observability.metrics import RuntimeMetrics
 from nons.observability.propagation import (
     extract_context,

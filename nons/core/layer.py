@@ -5,52 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nons.core.errors import ConfigurationError
-from nons.core.names import validate_token
 from nons.core.node import Node
 from nons.core.router import Router
-from nons.core.spec import LayerSpec, NodeSpec
+from nons.core.spec import LayerSpec
+from nons.core.subnetwork import NETWORK_OPERATOR, NetworkNode
 from nons.core.types import LayerConfig
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from nons.core.network import NoN
-
-__all__ = ("Layer", "NetworkNode")
-
-NETWORK_OPERATOR = "network"
-"""The operator name a sub-network node carries in its spec."""
-
-
-class NetworkNode:
-    """A sub-network used as one node of a layer; it runs through `nons.exec.<name>`."""
-
-    def __init__(self, network: NoN, node_id: str | None = None) -> None:
-        """Wrap `network`; the node id defaults to the network's name."""
-        self.network = network
-        self.node_id: str = validate_token(node_id or network.name, "node id")
-        self.operator_name = NETWORK_OPERATOR
-        self._explicit_id = node_id is not None
-
-    @property
-    def has_explicit_id(self) -> bool:
-        """Whether the user chose the id."""
-        return self._explicit_id
-
-    def _with_id(self, node_id: str, *, explicit: bool) -> NetworkNode:
-        copy = NetworkNode(self.network, node_id)
-        copy._explicit_id = explicit
-        return copy
-
-    def to_spec(self) -> NodeSpec:
-        """The serialisable form: the whole sub-network travels inside the parent's spec."""
-        return NodeSpec(
-            node_id=self.node_id, operator=NETWORK_OPERATOR, network=self.network.to_spec()
-        )
-
-    def __repr__(self) -> str:
-        return f"NetworkNode({self.network.name!r}, node_id={self.node_id!r})"
-
+__all__ = ("NETWORK_OPERATOR", "Layer", "LayerMember", "NetworkNode")
 
 LayerMember = Node | NetworkNode | Router
 """What a layer holds."""

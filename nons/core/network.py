@@ -8,7 +8,6 @@ request from another machine go through the same coordinator and actor code.
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -18,9 +17,10 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from nons.core.errors import ConfigurationError
+from nons.core.executor import NetworkExecutor, get_runtime
 from nons.core.layer import NETWORK_OPERATOR, Layer, LayerMember, NetworkNode
 from nons.core.names import validate_token
 from nons.core.node import Node
@@ -28,6 +28,7 @@ from nons.core.results import ExecutionResult
 from nons.core.router import ROUTER_OPERATOR, Router
 from nons.core.spec import (
     NetworkSpec,
+    NodeSpec,
     load_spec,
     save_spec,
     spec_fingerprint,
@@ -37,8 +38,9 @@ from nons.core.types import Content, LayerConfig, NetworkConfig
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from nons.observability.events import Event
-    from nons.runtime.batch import BatchInput, IndexedResult
+    from nons.core.events import Event
+    from nons.core.executor import BatchInput
+    from nons.core.results import IndexedResult
 
 __all__ = ("EventCallback", "NetworkExecutor", "NoN", "OperatorSpec")
 
@@ -47,23 +49,6 @@ OperatorSpec: TypeAlias = "str | Node | NoN | Router | Sequence[Any]"
 
 EventCallback = Callable[["Event"], Awaitable[None] | None]
 """A callback given every event of a matching type (sync or async)."""
-
-
-class NetworkExecutor(Protocol):
-    """Something that runs a network: a NATS client, or the embedded local runtime."""
-
-    async def run_network(
-        self,
-        network: NoN,
-        input: Content,
-        *,
-        execution_id: str | None = None,
-        timeout_s: float | None = None,
-        budget_usd: float | None = None,
-        metadata: dict[str, str] | None = None,
-    ) -> ExecutionResult:
-        """Run one execution of `network` and return its result (failed ones too)."""
-        ...
 
 
 class NoN:
@@ -159,14 +144,13 @@ class NoN:
         for layer_spec in spec.layers:
             members: list[LayerMember] = []
             for node_spec in layer_spec.nodes:
-                if node_spec.operator == NETWORK_OPERATOR and node_spec.network is not None:
-                    members.append(NetworkNode(cls.from_spec(node_spec.network), node_spec.node_id))
-                elif node_spec.operator == ROUTER_OPERATOR and node_spec.branches is not None:
-                    members.append(Router.from_spec(node_spec))
-                else:
-                    members.append(Node.from_spec(node_spec))
+                members.append(_member_from_spec(node_spec))
             layers.append(Layer(members, layer_spec.config))
         return cls(layers, spec.config, spec.name)
+
+    def __nons_member__(self, node_id: str | None = None) -> NetworkNode:
+        """This network as a layer member or router branch (see `nons.core.subnetwork`)."""
+        return NetworkNode(self, node_id)
 
     def save(self, path: str | Path) -> None:
         """Write the spec to a `.json`, `.yaml` or `.yml` file."""
@@ -240,7 +224,7 @@ class NoN:
             ExecutionError: the typed error of a failed execution (`.result` holds it).
         """
         value: Content = input.output if isinstance(input, ExecutionResult) else input
-        executor = client or await _default_executor()
+        executor = client or await get_runtime().default_executor()
         result = await executor.run_network(
             self,
             value,
@@ -274,9 +258,9 @@ class NoN:
             ExecutionError: only with `raise_on_failure`: the first failure seen (the
                 items still running are cancelled).
         """
-        batch = importlib.import_module("nons.runtime.batch")
-        executor = client or await _default_executor()
-        results: list[IndexedResult] = await batch.run_batch(
+        runtime = get_runtime()
+        executor = client or await runtime.default_executor()
+        results: list[IndexedResult] = await runtime.run_batch(
             executor,
             self,
             inputs,
@@ -308,9 +292,9 @@ class NoN:
         Raises:
             ConfigurationError: `concurrency` is below 1.
         """
-        batch = importlib.import_module("nons.runtime.batch")
-        executor = client or await _default_executor()
-        stream: AsyncGenerator[IndexedResult, None] = batch.stream_results(
+        runtime = get_runtime()
+        executor = client or await runtime.default_executor()
+        stream: AsyncGenerator[IndexedResult, None] = runtime.stream_results(
             executor,
             self,
             inputs,
@@ -330,11 +314,17 @@ class NoN:
         return f"NoN(name={self.name!r}, layers={[len(layer) for layer in self.layers]})"
 
 
-async def _default_executor() -> NetworkExecutor:
-    # Imported at call time so that `nons.core` never loads NATS or OpenTelemetry.
-    local = importlib.import_module("nons.runtime.local")
-    executor: NetworkExecutor = await local.default_executor()
-    return executor
+def _member_from_spec(spec: NodeSpec) -> LayerMember:
+    """Rebuild one member: a router (its branches likewise), a sub-network or a node."""
+    if spec.operator == ROUTER_OPERATOR and spec.branches is not None:
+        return Router.from_spec(spec, _branch_from_spec)
+    return _branch_from_spec(spec)
+
+
+def _branch_from_spec(spec: NodeSpec) -> Node | NetworkNode:
+    if spec.operator == NETWORK_OPERATOR and spec.network is not None:
+        return NetworkNode(NoN.from_spec(spec.network), spec.node_id)
+    return Node.from_spec(spec)
 
 
 def _place_layer(index: int, layer: Layer) -> Layer:

@@ -18,6 +18,7 @@ __all__ = (
     "ExecutionMetadata",
     "ExecutionResult",
     "ExecutionStatus",
+    "IndexedResult",
     "LayerResult",
     "NodeResult",
     "NodeStatus",
@@ -230,3 +231,15 @@ class ExecutionResult(msgspec.Struct, frozen=True, kw_only=True):
         exc = info.to_exception()
         exc.result = self  # type: ignore[attr-defined]
         raise exc
+
+
+class IndexedResult(ExecutionResult, frozen=True, kw_only=True):
+    """An `ExecutionResult` that also says which input it belongs to.
+
+    It *is* an `ExecutionResult` (so `.output`, `.status`, `.raise_for_status()` and
+    passing it to `forward()` all work), which lets `async for result in net.stream(...)`
+    read like a loop over plain results while out-of-order completions stay traceable.
+    """
+
+    index: int
+    """Position of the input in the iterable the batch or stream was given (from 0)."""

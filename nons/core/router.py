@@ -19,12 +19,12 @@ from nons.core.errors import ConfigurationError, SpecError, UnknownRouteError
 from nons.core.names import validate_token
 from nons.core.node import Node
 from nons.core.spec import NodeSpec
+from nons.core.subnetwork import NetworkNode
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
-    from nons.core.layer import NetworkNode
-    from nons.core.network import NoN
+    from nons.core.subnetwork import Nestable
 
 __all__ = (
     "DECISION_KEYS",
@@ -69,7 +69,7 @@ class Router:
 
     def __init__(
         self,
-        branches: Mapping[str, Node | NetworkNode | NoN],
+        branches: Mapping[str, Node | NetworkNode | Nestable],
         default: str | None = None,
         node_id: str | None = None,
     ) -> None:
@@ -156,23 +156,20 @@ class Router:
         )
 
     @classmethod
-    def from_spec(cls, spec: NodeSpec) -> Router:
-        """Rebuild a router (and its branch nodes and sub-networks) from its spec.
+    def from_spec(
+        cls, spec: NodeSpec, member_from_spec: Callable[[NodeSpec], BranchMember]
+    ) -> Router:
+        """Rebuild a router from its spec, each branch through `member_from_spec`.
+
+        `NoN.from_spec` passes its own member builder, which knows sub-networks, so
+        that this module never imports `NoN`.
 
         Raises:
             SpecError: a router spec without branches.
         """
-        from nons.core.layer import NETWORK_OPERATOR
-        from nons.core.network import NoN
-
         if not spec.branches:
             raise SpecError(f"router {spec.node_id!r} has no branches")
-        branches: dict[str, Node | NetworkNode | NoN] = {}
-        for name, branch in spec.branches.items():
-            if branch.operator == NETWORK_OPERATOR and branch.network is not None:
-                branches[name] = NoN.from_spec(branch.network)
-            else:
-                branches[name] = Node.from_spec(branch)
+        branches = {name: member_from_spec(branch) for name, branch in spec.branches.items()}
         return cls(branches, spec.default_branch, spec.node_id)
 
     def __repr__(self) -> str:
@@ -208,14 +205,13 @@ def _preview(decision: Any) -> str:
 
 def _branch_member(router_id: str, name: str, member: object) -> BranchMember:
     """The branch's member under its derived id `<router-id>-<name>`."""
-    from nons.core.layer import NetworkNode
-    from nons.core.network import NoN
-
     node_id = f"{router_id}-{name}"
     if isinstance(member, Node | NetworkNode):
         return member._with_id(node_id, explicit=True)
-    if isinstance(member, NoN):
-        return NetworkNode(member, node_id)
+    as_member = getattr(member, "__nons_member__", None)
+    if callable(as_member):  # a NoN, without importing it
+        network_node: NetworkNode = as_member(node_id)
+        return network_node
     raise ConfigurationError(
         f"Router branch {name!r} must be a Node or a NoN, not {type(member).__name__}"
     )

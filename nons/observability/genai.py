@@ -16,7 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from nons.core.errors import ExecutionError
-from nons.observability.tracing import INSTRUMENTATION_NAME, error_type_of
+from nons.observability._names import INSTRUMENTATION_NAME, error_type_of
 from nons.providers.base import Completion
 from nons.providers.streaming import aclose_stream, stream_completion
 

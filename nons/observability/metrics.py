@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
 
+from nons.observability.autoconfigure import ensure_telemetry
 from nons.observability.tracing import INSTRUMENTATION_NAME, coerce_attribute
 
 if TYPE_CHECKING:
@@ -59,11 +60,14 @@ class MetricsCollector:
     """The documented metrics API, one OTel instrument per metric name.
 
     Instruments are created on first use and cached, so recording a value costs a
-    dict lookup plus the instrument call.
+    dict lookup plus the instrument call. On the global provider, creating one first
+    installs the providers the `OTEL_*` variables configure if the application has
+    none (`ensure_telemetry`).
     """
 
     def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
         self._meter = metrics.get_meter(INSTRUMENTATION_NAME, meter_provider=meter_provider)
+        self._on_global_provider = meter_provider is None
         self._counters: dict[str, Counter] = {}
         self._gauges: dict[str, Gauge] = {}
         self._histograms: dict[str, Histogram] = {}
@@ -74,6 +78,7 @@ class MetricsCollector:
         """Add `value` (not negative) to a monotonic counter."""
         counter = self._counters.get(name)
         if counter is None:
+            self._ensure_telemetry()
             counter = self._counters[name] = self._meter.create_counter(name, unit=unit)
         counter.add(value, _attributes(tags))
 
@@ -83,6 +88,7 @@ class MetricsCollector:
         """Set a gauge's current value (a synchronous OTel gauge)."""
         gauge = self._gauges.get(name)
         if gauge is None:
+            self._ensure_telemetry()
             gauge = self._gauges[name] = self._meter.create_gauge(name, unit=unit)
         gauge.set(value, _attributes(tags))
 
@@ -92,6 +98,7 @@ class MetricsCollector:
         """Record one observation in a histogram."""
         histogram = self._histograms.get(name)
         if histogram is None:
+            self._ensure_telemetry()
             histogram = self._histograms[name] = self._meter.create_histogram(name, unit=unit)
         histogram.record(value, _attributes(tags))
 
@@ -161,11 +168,18 @@ class MetricsCollector:
             self.record_timing(metric_name, (time.perf_counter() - start) * 1000.0, labels)
             self.record_counter(f"{metric_name}.{outcome}", 1, labels)
 
+    def _ensure_telemetry(self) -> None:
+        if self._on_global_provider:
+            ensure_telemetry()
+
 
 class RuntimeMetrics:
     """The coordinator's and actors' instruments, created once per process or provider."""
 
     def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
+        if meter_provider is None:
+            # The embedded runtime of `forward()` starts here: telemetry from OTEL_*.
+            ensure_telemetry()
         meter = metrics.get_meter(INSTRUMENTATION_NAME, meter_provider=meter_provider)
         self.executions: Counter = meter.create_counter(
             "nons.executions", unit="{execution}", description="Executions by network and status."

@@ -185,13 +185,22 @@ class Telemetry:
         self.shutdown()
 
 
-def configure_telemetry(service_name: str, environ: Mapping[str, str]) -> Telemetry:
+def configure_telemetry(
+    service_name: str,
+    environ: Mapping[str, str],
+    *,
+    install_traces: bool = True,
+    install_metrics: bool = True,
+) -> Telemetry:
     """Install global tracer and meter providers when the environment asks for them.
 
     Args:
         service_name: the default `service.name` (`nons-coordinator`, `nons-actor`...);
             `OTEL_SERVICE_NAME` wins when set.
         environ: the process environment (the CLI passes `os.environ`).
+        install_traces: build a tracer provider when the variables configure one
+            (False leaves the global one alone, as when the application has its own).
+        install_metrics: the same for the meter provider.
 
     Returns:
         A `Telemetry` to shut down on exit; empty when nothing was configured.
@@ -200,7 +209,9 @@ def configure_telemetry(service_name: str, environ: Mapping[str, str]) -> Teleme
         ConfigurationError: the variables are invalid (see `TracingSettings.from_env`).
     """
     settings = TracingSettings.from_env(environ)
-    if not (settings.tracing_enabled or settings.metrics_enabled):
+    tracing = install_traces and settings.tracing_enabled
+    metering = install_metrics and settings.metrics_enabled
+    if not (tracing or metering):
         return Telemetry()
     from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION
     from opentelemetry.sdk.resources import Resource as SdkResource
@@ -211,8 +222,8 @@ def configure_telemetry(service_name: str, environ: Mapping[str, str]) -> Teleme
             SERVICE_VERSION: _package_version(),
         }
     )
-    tracer_provider = _tracer_provider(settings, resource) if settings.tracing_enabled else None
-    meter_provider = _meter_provider(settings, resource) if settings.metrics_enabled else None
+    tracer_provider = _tracer_provider(settings, resource) if tracing else None
+    meter_provider = _meter_provider(settings, resource) if metering else None
     if tracer_provider is not None:
         trace.set_tracer_provider(tracer_provider)
     if meter_provider is not None:

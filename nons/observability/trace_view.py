@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nons.observability.events import (
+from nons.core.events import (
     Event,
     ExecutionCompleted,
     ExecutionFailed,

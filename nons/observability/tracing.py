@@ -19,7 +19,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from nons.core.errors import ExecutionError
+from nons.observability._names import INSTRUMENTATION_NAME, error_type_of
+from nons.observability.autoconfigure import ensure_telemetry
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -42,9 +43,6 @@ __all__ = (
     "get_tracer",
     "traced_operation",
 )
-
-INSTRUMENTATION_NAME = "nons"
-"""Instrumentation scope of every span this project creates."""
 
 
 class SpanKind(enum.StrEnum):
@@ -216,11 +214,14 @@ class NonsTracer:
     """Starts NoN spans on an OTel tracer provider (default: the global one).
 
     With the global provider, spans follow whatever `configure_telemetry` installs,
-    even when installed after this tracer was created.
+    even when installed after this tracer was created; the first span installs the
+    providers the `OTEL_*` variables configure if the application has none
+    (`ensure_telemetry`).
     """
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         self._tracer = trace.get_tracer(INSTRUMENTATION_NAME, tracer_provider=tracer_provider)
+        self._on_global_provider = tracer_provider is None
 
     def start_span(
         self,
@@ -242,6 +243,8 @@ class NonsTracer:
             **fields: the docs' span fields (`component_type=`, `component_id=`,
                 `layer_index=`...), stored as `nons.<field>` attributes.
         """
+        if self._on_global_provider:
+            ensure_telemetry()
         if isinstance(parent_context, trace.SpanContext):
             parent_context = trace.set_span_in_context(trace.NonRecordingSpan(parent_context))
         attributes = _attributes(tags or {})
@@ -365,13 +368,3 @@ def _attributes(values: Mapping[str, object]) -> dict[str, AttributeValue]:
         if coerced is not None:
             result[str(key)] = coerced
     return result
-
-
-def error_type_of(error: BaseException) -> str:
-    """The `error.type` attribute of an exception: our wire type, else the class name."""
-    if isinstance(error, ExecutionError):
-        return error.type
-    cls = type(error)
-    return (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )

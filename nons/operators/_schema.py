@@ -17,7 +17,14 @@ from jsonschema.exceptions import SchemaError, best_match
 
 from nons.core.errors import ConfigurationError, OperatorValidationError
 
-__all__ = ("Direction", "JSONSchema", "SchemaValidator", "check_schema", "json_path")
+__all__ = (
+    "Direction",
+    "JSONSchema",
+    "SchemaValidator",
+    "check_schema",
+    "describes_arguments",
+    "json_path",
+)
 
 JSONSchema: TypeAlias = Mapping[str, object]
 """A JSON Schema document as a Python mapping (the `true` schema is `{}`)."""
@@ -47,6 +54,23 @@ def check_schema(schema: object, *, operator: str, direction: Direction) -> None
         raise ConfigurationError(
             f"operator {operator!r}: invalid {direction}_schema at {where}: {exc.message}"
         ) from exc
+
+
+def describes_arguments(schema: JSONSchema) -> bool:
+    """Whether an input schema describes the keyword arguments as one object.
+
+    A schema whose `type` allows an object, or that names no `type` (`{}`, or only
+    `properties`), describes the keyword arguments, as it always has. A schema whose
+    `type` rules an object out (`"array"`, `"string"`, `["array", "null"]`...) cannot
+    describe them: it describes the value of the operator's first parameter, which is
+    how an aggregator writes `{"type": "array"}` for a parallel layer's list.
+    """
+    declared = schema.get("type")
+    if declared is None:
+        return True
+    if isinstance(declared, str):
+        return declared == "object"
+    return isinstance(declared, list) and "object" in declared
 
 
 class SchemaValidator:

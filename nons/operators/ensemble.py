@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from nons.operators.registry import operator
+from nons.operators._builtin import operator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nons.core.errors import OperatorValidationError
 from nons.operators import _prompts as p
+from nons.operators._builtin import operator
 from nons.operators.context import current_context
-from nons.operators.registry import operator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -11,15 +11,13 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, overload
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, overload
 
-from nons.core.errors import ConfigurationError, OperatorValidationError, UnknownOperatorError
-from nons.operators._schema import JSONSchema, SchemaValidator, json_path
-
-if TYPE_CHECKING:
-    from nons.core.types import Content
+from nons.core.errors import ConfigurationError, UnknownOperatorError
+from nons.operators import _builtin as builtin
+from nons.operators._schema import JSONSchema, SchemaValidator, describes_arguments
+from nons.operators.definition import OperatorDefinition
 
 __all__ = (
     "BUILTIN_MODULES",
@@ -39,104 +37,6 @@ OperatorFunction = TypeVar("OperatorFunction", bound=Callable[..., Awaitable[Any
 
 _REGISTRY: dict[str, OperatorDefinition] = {}
 _builtins_loaded = False
-
-
-@dataclass(frozen=True, kw_only=True, eq=False)
-class OperatorDefinition:
-    """A registered operator: its function, schemas and compiled validators."""
-
-    name: str
-    """Registered name, as nodes and specs refer to it."""
-    function: Callable[..., Awaitable[Any]]
-    """The decorated `async def` function (unwrapped: callable directly)."""
-    input_schema: JSONSchema
-    """JSON Schema of the keyword arguments, as one JSON object."""
-    output_schema: JSONSchema
-    """JSON Schema of the return value (`{}` accepts anything)."""
-    description: str
-    """What the operator does (the docstring's first line by default)."""
-    module: str
-    """Importable module path of `function`, which registers it when imported."""
-    first_parameter: str
-    """Parameter that receives an input which is not taken as keyword arguments."""
-    parameters: frozenset[str]
-    """Names the function accepts as keyword arguments."""
-    accepts_any_keyword: bool
-    """True when the function takes `**kwargs`."""
-    input_validator: SchemaValidator = field(repr=False)
-    """`input_schema`, compiled once."""
-    output_validator: SchemaValidator = field(repr=False)
-    """`output_schema`, compiled once."""
-
-    async def invoke(self, input: Content, arguments: Mapping[str, Any]) -> Any:
-        """Call the operator with validated input and check what it returns.
-
-        Args:
-            input: a JSON object that names the first parameter (or only names
-                parameters) is taken as keyword arguments; anything else (text, a
-                list from a parallel layer, another operator's object output) is the
-                value of the first parameter.
-            arguments: arguments bound to the node (e.g. `categories`); the input wins
-                where both give a value.
-
-        Returns:
-            The operator's output, valid against `output_schema`.
-
-        Raises:
-            OperatorValidationError: the input or the output violates its schema, or
-                the input names a parameter the function does not take
-                (`rule="additionalProperties"`).
-        """
-        kwargs = self.build_arguments(input, arguments)
-        self.input_validator.validate(kwargs)
-        output = await self.function(**kwargs)
-        self.output_validator.validate(output)
-        return output
-
-    def build_arguments(self, input: Content, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """The keyword arguments `invoke` calls the function with (before validation).
-
-        Raises:
-            OperatorValidationError: a keyword the function does not accept.
-        """
-        if self._is_keyword_input(input):
-            merged = {**arguments, **input}
-        else:
-            merged = {**arguments, self.first_parameter: input}
-        # Bound arguments written in Python may be tuples; JSON Schema arrays are lists.
-        kwargs = {key: list(v) if isinstance(v, tuple) else v for key, v in merged.items()}
-        if not self.accepts_any_keyword:
-            unknown = sorted(set(kwargs) - self.parameters)
-            if unknown:
-                field_path = json_path([unknown[0]])
-                raise OperatorValidationError(
-                    f"{self.name} input: {field_path}: unexpected parameter(s) "
-                    f"{', '.join(unknown)}; {self.name} takes {', '.join(sorted(self.parameters))}"
-                    " (additionalProperties)",
-                    operator=self.name,
-                    direction="input",
-                    field=field_path,
-                    rule="additionalProperties",
-                )
-        return kwargs
-
-    def info(self) -> dict[str, object]:
-        """A JSON-safe description for listings and the CLI."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "module": self.module,
-            "first_parameter": self.first_parameter,
-            "input_schema": dict(self.input_schema),
-            "output_schema": dict(self.output_schema),
-        }
-
-    def _is_keyword_input(self, input: object) -> TypeGuard[dict[str, Any]]:
-        if not isinstance(input, dict) or not all(isinstance(key, str) for key in input):
-            return False
-        if self.first_parameter in input:
-            return True
-        return bool(input) and (self.accepts_any_keyword or set(input) <= self.parameters)
 
 
 @overload
@@ -166,7 +66,9 @@ def operator(
         name: registered name; the function's `__name__` by default.
         input_schema: JSON Schema of the keyword arguments as one object; derived from
             the signature by default (every parameter allowed, those without a
-            default required).
+            default required). A schema whose `type` rules an object out
+            (`{"type": "array"}` for a parallel layer's list) describes the first
+            parameter's value instead.
         output_schema: JSON Schema of the return value; `{}` (anything) by default.
         description: what the operator does; the docstring's first line by default.
 
@@ -252,14 +154,21 @@ def resolve_operator(name: str, module: str | None) -> OperatorDefinition:
 
 
 def ensure_builtins() -> None:
-    """Import the built-in operator modules once, so their operators are registered."""
+    """Import the built-in operator modules once and register the operators they mark.
+
+    They mark with `nons.operators._builtin.operator` rather than registering
+    themselves, so that they need not import this module (no import cycle).
+    """
     global _builtins_loaded
     if _builtins_loaded:
         return
     _builtins_loaded = True
     try:
         for module in BUILTIN_MODULES:
-            importlib.import_module(module)
+            for value in list(vars(importlib.import_module(module)).values()):
+                marked = getattr(value, builtin.MARK, None)
+                if marked is not None and not hasattr(value, "__nons_operator__"):
+                    operator(**marked)(value)
     except BaseException:
         _builtins_loaded = False
         raise
@@ -296,6 +205,7 @@ def _define(
         accepts_any_keyword=accepts_any,
         input_validator=SchemaValidator(schema_in, operator=operator_name, direction="input"),
         output_validator=SchemaValidator(schema_out, operator=operator_name, direction="output"),
+        input_schema_is_value=not describes_arguments(schema_in),
     )
 
 

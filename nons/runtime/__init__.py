@@ -1,6 +1,9 @@
-"""The bus: NATS connection, embedded server, messages, coordinator and policies.
+"""The transport that actors and coordinators share: NATS connection, bus, embedded
+server, wire messages, the one exception <-> wire converter, event publishing.
 
-Everything here executes what `nons.core` describes, over real NATS.
+May import `nons.core`, `nons.resilience` and `nons.observability`; never the
+coordinator, actors, client or CLI. The modules `client`, `batch`, `local`,
+`budget`, `model_stats` and `policies` here are re-export shims of their new homes.
 """
 
 from __future__ import annotations

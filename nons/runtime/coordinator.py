@@ -20,6 +20,8 @@ from nats.micro.service import EndpointConfig, ServiceConfig
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
+from nons.coordinator._state import ExecutionState, execution_deadline
+from nons.coordinator.execution import ExecutionRunner
 from nons.core.errors import (
     InvalidRequestError,
     NodeUnavailableError,
@@ -33,7 +35,6 @@ from nons.providers.breaker import CircuitBreaker
 from nons.runtime.bus import Bus
 from nons.runtime.event_emitter import EventEmitter
 from nons.runtime.event_store import ensure_event_stream
-from nons.runtime.execution import ExecutionRunner, ExecutionState, execution_deadline
 from nons.runtime.failures import error_info
 from nons.runtime.messages import (
     DEPTH_HEADER,
@@ -193,8 +194,9 @@ class Coordinator:
         self._tasks.spawn(self._serve(msg))
 
     async def _serve(self, msg: Msg) -> None:
+        trace_headers: dict[str, str] = {}
         try:
-            reply = await self._execute(msg)
+            reply = await self._execute(msg, trace_headers)
         except Exception as exc:  # the boundary: answer, log, keep serving
             reply = self._refusal(msg, exc)
         if reply.status == "failed":
@@ -211,9 +213,10 @@ class Coordinator:
             tokens_out=reply.usage.completion_tokens,
             cost_usd=reply.cost_usd,
         )
-        await self._reply(msg, reply)
+        await self._reply(msg, reply, trace_headers)
 
-    async def _execute(self, msg: Msg) -> ExecReply:
+    async def _execute(self, msg: Msg, trace_headers: dict[str, str]) -> ExecReply:
+        """Run one execution in its `process` span; `trace_headers` receives its context."""
         network = self.networks[msg.subject.rsplit(".", 1)[-1]]
         headers = msg.headers or {}
         parent = extract_context(headers)
@@ -229,6 +232,7 @@ class Coordinator:
             },
         ) as recorded:
             with trace.use_span(_traceable(recorded, parent), end_on_exit=False) as span:
+                inject_headers(trace_headers)  # for the reply: the span ends before it is sent
                 return await self._run(msg, network, headers, span)
 
     async def _run(
@@ -303,7 +307,14 @@ class Coordinator:
             trace_id=trace_id,
         )
 
-    async def _reply(self, msg: Msg, reply: ExecReply) -> None:
+    async def _reply(
+        self, msg: Msg, reply: ExecReply, trace_headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer with the execution's trace context (`traceparent`, `tracestate`).
+
+        `trace_headers` holds the context of the execution's `process` span; a request
+        refused before any span (coordinator saturated) answers in the caller's context.
+        """
         if not msg.reply:
             # A publish (not a request) still runs: its events are its only output.
             self.unanswerable += 1
@@ -311,7 +322,11 @@ class Coordinator:
                 "execution %s had no reply subject (published, not requested)", reply.execution_id
             )
             return
-        headers = inject_headers({EXECUTION_ID_HEADER: reply.execution_id})
+        headers = {EXECUTION_ID_HEADER: reply.execution_id}
+        if trace_headers:
+            headers.update(trace_headers)
+        else:
+            inject_headers(headers, extract_context(msg.headers))
         payload = encode(reply)
         try:
             await self.bus.publish(msg.reply, payload, headers)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
+from nons.core.events import Event, encode_event
 from nons.core.names import EVENTS_PREFIX
-from nons.observability.events import Event, encode_event
 from nons.observability.propagation import inject_headers, span_id_hex
 from nons.runtime.messages import EXECUTION_ID_HEADER
 

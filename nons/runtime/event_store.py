@@ -15,8 +15,8 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
+from nons.core.events import Event, decode_event
 from nons.core.names import EVENTS_PREFIX
-from nons.observability.events import Event, decode_event
 
 if TYPE_CHECKING:
     from nats.aio.client import Client

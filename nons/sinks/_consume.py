@@ -22,8 +22,8 @@ import nats.js.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from nons.core.errors import ConfigurationError, ExecutionError
+from nons.core.events import Event, decode_event
 from nons.core.names import events_filter, validate_token
-from nons.observability.events import Event, decode_event
 from nons.runtime.event_store import EVENT_STREAM, ensure_event_stream
 
 if TYPE_CHECKING:

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from nons.actors.host import ActorHost
+from nons.client import Client
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import (
@@ -20,7 +21,6 @@ from nons.core.types import (
 )
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
-from nons.runtime.client import Client
 from nons.runtime.connection import ConnectionSettings, connect_nats
 from nons.runtime.coordinator import Coordinator
 from tests.support import flaky_ops

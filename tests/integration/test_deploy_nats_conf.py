@@ -270,7 +270,7 @@ async def test_quickstart_runs_with_each_process_on_its_own_user(
     # example network, each on the user compose gives it, and a client as `nons exec`.
     from examples.quickstart import network
     from nons.actors.host import ActorHost
-    from nons.runtime.client import Client
+    from nons.client import Client
     from nons.runtime.coordinator import Coordinator
 
     caplog.set_level("DEBUG", logger="nons")

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from nons.actors.host import ActorHost
+from nons.client import Client
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import ErrorPolicy, LayerConfig, ModelConfig, ModelProvider
-from nons.runtime.client import Client
 from nons.runtime.coordinator import Coordinator
 from nons.runtime.model_stats import get_model_stats, reset_model_stats
 from tests.support import flaky_ops, routing_ops

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from nons.actors.host import ActorHost
+from nons.client import Client
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.router import Router
 from nons.core.types import ModelConfig, ModelProvider
-from nons.runtime.client import Client
 from nons.runtime.coordinator import Coordinator
 from tests.support import routing_ops
 from tests.support.wait import wait_until

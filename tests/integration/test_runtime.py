@@ -14,11 +14,11 @@ import pytest
 from nons import LayerConfig, Node, NoN, operator
 from nons._cli_discovery import discover
 from nons.actors.host import ActorHost
+from nons.client import Client
 from nons.core.errors import SpecMismatchError
 from nons.core.types import ErrorPolicy, ModelProvider
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
-from nons.runtime.client import Client
 from nons.runtime.connection import ConnectionSettings, connect_nats
 from nons.runtime.coordinator import Coordinator
 from nons.runtime.server import EmbeddedServer

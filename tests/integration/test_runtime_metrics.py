@@ -6,10 +6,10 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from nons.actors.host import ActorHost
+from nons.client import Client
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import ModelConfig, ModelProvider
-from nons.runtime.client import Client
 from nons.runtime.connection import ConnectionSettings, connect_nats
 from nons.runtime.coordinator import Coordinator
 

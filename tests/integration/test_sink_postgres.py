@@ -100,7 +100,7 @@ async def test_executions_nodes_and_events_are_recorded_once(
     name = unique("sink-pg")
     async with serving(nats_url, sink_network(name)) as client:
         results = await run_inputs(
-            client, name, ["hello", "fail now", "flaky one"], metadata={"who": "test"}
+            client, name, ["hello", "fail now", unique("flaky")], metadata={"who": "test"}
         )
     assert [result.status for result in results] == ["completed", "failed", "completed"]
     expected = await recorded_event_count(nc, name, results)

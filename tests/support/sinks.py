@@ -7,12 +7,12 @@ import uuid
 from typing import TYPE_CHECKING
 
 from nons.actors.host import ActorHost
+from nons.client import Client
 from nons.core.errors import ProviderOverloadedError
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import ModelConfig, ModelProvider
 from nons.operators.registry import operator
-from nons.runtime.client import Client
 from nons.runtime.connection import ConnectionSettings, connect_nats
 from nons.runtime.coordinator import Coordinator
 from nons.runtime.event_store import read_execution_events

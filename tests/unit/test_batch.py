@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from nons import NoN
+from nons.client.batch import IndexedResult, run_batch, stream_map, stream_results
 from nons.core.errors import ConfigurationError, NetworkUnavailableError, OperatorError
 from nons.core.results import ErrorInfo, ExecutionMetadata, ExecutionResult
-from nons.runtime.batch import IndexedResult, run_batch, stream_map, stream_results
 from nons.runtime.messages import ExecRequest
 
 if TYPE_CHECKING:

@@ -9,9 +9,9 @@ import pytest
 
 from nons import cli
 from nons._cli_batch import BatchProgress, count_lines, item_line
+from nons.client.batch import IndexedResult
 from nons.core.errors import ConfigurationError
 from nons.core.results import ErrorInfo, ExecutionMetadata
-from nons.runtime.batch import IndexedResult
 
 if TYPE_CHECKING:
     from pathlib import Path

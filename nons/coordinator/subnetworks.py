@@ -27,10 +27,10 @@ from nons.runtime.messages import (
 )
 
 if TYPE_CHECKING:
+    from nons.coordinator._state import ExecutionState
     from nons.core.layer import NetworkNode
     from nons.core.types import Content
     from nons.runtime.bus import Bus
-    from nons.runtime.execution import ExecutionState
 
 __all__ = ("call_subnetwork", "child_request")
 

@@ -1,5 +1,7 @@
-"""One execution of one network: fan each layer out over NATS, gather, apply the policy.
+"""One execution of one network: walk the layers, fan each out, gather, apply the policy.
 
+The runner composes the engine's parts: `NodeCaller` makes each member's call (its
+attempts through `Attempts`), `routing` resolves routers, `budget` plans each layer.
 The per-execution state is one serialisable Struct (`ExecutionState`) and each node
 result is self-contained, so that checkpointing an execution to JetStream later is a
 small step. Node calls of a layer run in one `asyncio.gather` under an anyio cancel
@@ -10,19 +12,19 @@ too, and the cancel scope gives fail-fast and timeouts without more tasks.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
-import msgspec
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from nons.coordinator._attempt import Attempts, LayerContext, Payload
+from nons.coordinator._node_calls import NodeCaller
+from nons.coordinator.budget import plan_layer
+from nons.coordinator.routing import Routes, budget_view, has_routers, resolve_routes
 from nons.core.deadlines import TIMEOUT_TYPES, layer_limit, timeout_error
 from nons.core.errors import BudgetExceededError, DepthExceededError, NodeTimeoutError
-from nons.core.results import ErrorInfo, ExecutionStatus, LayerResult, NodeResult
-from nons.core.types import CostInfo, ErrorPolicy, ModelConfig, TokenUsage
-from nons.observability.events import (
+from nons.core.events import (
     BudgetExceeded,
     CostAlert,
     ExecutionCompleted,
@@ -32,66 +34,28 @@ from nons.observability.events import (
     LayerStarted,
     NodeRerouted,
 )
-from nons.observability.propagation import inject_headers, span_id_hex, trace_id_hex
-from nons.runtime._node_calls import LayerContext, NodeCalls, Payload
-from nons.runtime.budget import plan_layer
-from nons.runtime.messages import EXECUTION_ID_HEADER, ExecReply, encode
-from nons.runtime.policies import layer_outcome
-from nons.runtime.routing import Routes, budget_view, has_routers, resolve_routes
+from nons.core.results import ErrorInfo, ExecutionStatus, LayerResult, NodeResult
+from nons.core.types import ErrorPolicy, ModelConfig
+from nons.resilience.policies import layer_outcome
+from nons.runtime.messages import ExecReply
 
 if TYPE_CHECKING:
     from opentelemetry import trace
 
+    from nons.coordinator._state import ExecutionState
     from nons.core.layer import Layer, LayerMember
     from nons.core.network import NoN
     from nons.providers.breaker import CircuitBreaker
     from nons.runtime.bus import Bus
     from nons.runtime.event_emitter import EventEmitter
 
-__all__ = ("ExecutionRunner", "ExecutionState")
+__all__ = ("ExecutionRunner",)
 
 _PARTIAL_POLICIES = frozenset({ErrorPolicy.RETURN_PARTIAL, ErrorPolicy.SKIP_AND_CONTINUE})
 """Policies under which a budget stop returns what was done so far as `partial`."""
 
 
-class ExecutionState(msgspec.Struct, kw_only=True):
-    """Everything a coordinator knows about one execution in flight."""
-
-    execution_id: str
-    """Id of the execution."""
-    network: str
-    """Network name."""
-    fingerprint: str
-    """Spec fingerprint the execution runs under."""
-    input: Any
-    """The execution's input."""
-    started_at: float
-    """Unix time of acceptance."""
-    deadline: float
-    """Unix time after which nothing new is started."""
-    depth: int = 0
-    """Nesting depth (0 for a top-level execution)."""
-    budget_usd: float | None = None
-    """Spending limit, if any."""
-    metadata: dict[str, str] | None = None
-    """Caller's labels."""
-    trace_id: str | None = None
-    """Trace of the execution."""
-    next_layer: int = 0
-    """First layer that has not finished."""
-    current_input: Any = None
-    """Input of `next_layer`."""
-    previous_input: Any = None
-    """Input of the layer before `next_layer`: what a router hands its chosen branch."""
-    layers: list[LayerResult] = msgspec.field(default_factory=list)
-    """Finished layers."""
-    usage: TokenUsage = TokenUsage()
-    """Tokens so far."""
-    cost: CostInfo = CostInfo()
-    """Cost so far."""
-
-
-class ExecutionRunner(NodeCalls):
+class ExecutionRunner:
     """Runs one execution; `run()` always returns a reply, never raises for bad input."""
 
     def __init__(
@@ -104,17 +68,10 @@ class ExecutionRunner(NodeCalls):
         breakers: dict[str, CircuitBreaker] | None = None,
     ) -> None:
         self.network = network
-        self.breakers = breakers
         self.state = state
-        self.bus = bus
         self.events = events
-        self.tracer = tracer
-        self._headers: dict[str, str] = {}
-        self._traced = False
-        self._payload = Payload(msgspec.Raw(b"null"), None)
-        self._routed = self._payload
-        self._routes: Routes = {}
-        self._budget_models: dict[str, ModelConfig] = {}
+        self.attempts = Attempts(network, state, bus, events, tracer, breakers)
+        self.calls = NodeCaller(state, events, self.attempts)
         self._alerted = False
 
     async def run(self, span: trace.Span) -> ExecReply:
@@ -127,8 +84,7 @@ class ExecutionRunner(NodeCalls):
         state.current_input = state.input
         if state.next_layer == 0:
             state.previous_input = state.input
-        self._traced = span.is_recording()
-        self._headers = inject_headers({EXECUTION_ID_HEADER: state.execution_id})
+        self.attempts.trace_from(span)
         await self.events.emit(
             ExecutionStarted, layers=len(self.network.layers), metadata=state.metadata
         )
@@ -138,21 +94,24 @@ class ExecutionRunner(NodeCalls):
             return await self._finish(span, "failed", error)
         for index in range(state.next_layer, len(self.network.layers)):
             layer = self.network.layers[index]
-            self._payload = Payload(msgspec.Raw(encode(state.current_input)), state.current_input)
+            payload = Payload.of(state.current_input)
+            routed = payload
             budgeted: Layer | None = layer
-            self._routes = {}
+            routes: Routes = {}
             if has_routers(layer):
-                self._routes = resolve_routes(layer, state.current_input)
-                routed = state.previous_input
-                self._routed = Payload(msgspec.Raw(encode(routed)), routed)
-                budgeted = budget_view(layer, self._routes)
-            refusal = await self._check_budget(index, budgeted)
+                routes = resolve_routes(layer, state.current_input)
+                routed = Payload.of(state.previous_input)
+                budgeted = budget_view(layer, routes)
+            input_bytes = max(len(payload.raw), len(routed.raw))
+            refusal, models = await self._check_budget(index, budgeted, input_bytes)
             if refusal is not None:
                 error = refusal
                 partial = layer.layer_config.error_policy in _PARTIAL_POLICIES
                 status = "partial" if partial and state.layers else "failed"
                 break
-            layer_result, error = await self._run_layer(index, layer)
+            layer_result, error = await self._run_layer(
+                index, layer, payload, routed, routes, models
+            )
             state.layers.append(layer_result)
             state.usage = state.usage + layer_result.usage
             state.cost = state.cost + layer_result.cost
@@ -185,16 +144,17 @@ class ExecutionRunner(NodeCalls):
             )
         )
 
-    async def _check_budget(self, index: int, layer: Layer | None) -> ErrorInfo | None:
-        """Refuse a layer whose worst case would pass the budget; route nodes to budget models."""
-        self._budget_models = {}
+    async def _check_budget(
+        self, index: int, layer: Layer | None, input_bytes: int
+    ) -> tuple[ErrorInfo | None, dict[str, ModelConfig]]:
+        """Refuse a layer whose worst case would pass the budget, or the nodes' budget models.
+
+        `input_bytes` is the larger of the layer's input and what its routers hand on.
+        """
         budget = self.state.budget_usd
         if budget is None or layer is None:
-            return None
+            return None, {}
         spent = self.state.cost.total_cost_usd
-        input_bytes = len(self._payload.raw)
-        if self._routes:
-            input_bytes = max(input_bytes, len(self._routed.raw))
         plan = plan_layer(layer, input_bytes, spent, budget)
         if not plan.fits:
             await self.events.emit(
@@ -215,8 +175,7 @@ class ExecutionRunner(NodeCalls):
                         "worst_case_usd": plan.worst_case_usd,
                     },
                 )
-            )
-        self._budget_models = plan.models
+            ), {}
         for node_id, model in plan.models.items():
             await self.events.emit(
                 NodeRerouted,
@@ -225,7 +184,7 @@ class ExecutionRunner(NodeCalls):
                 model=model.model_name,
                 provider=model.provider.value if model.provider else None,
             )
-        return None
+        return None, plan.models
 
     async def _check_cost_alert(self) -> None:
         threshold = self.network.network_config.cost_alert_usd
@@ -278,7 +237,15 @@ class ExecutionRunner(NodeCalls):
             layers=state.layers,
         )
 
-    async def _run_layer(self, index: int, layer: Layer) -> tuple[LayerResult, ErrorInfo | None]:
+    async def _run_layer(
+        self,
+        index: int,
+        layer: Layer,
+        payload: Payload,
+        routed: Payload,
+        routes: Routes,
+        models: dict[str, ModelConfig],
+    ) -> tuple[LayerResult, ErrorInfo | None]:
         config = layer.layer_config
         started = time.time()
         deadline = min(self.state.deadline, started + config.timeout_seconds)
@@ -290,22 +257,33 @@ class ExecutionRunner(NodeCalls):
         )
         node_ids = [node.node_id for node in layer.nodes]
         results: list[NodeResult | None] = [None] * len(layer.nodes)
-        with self._span(
+        with self.attempts.span(
             f"layer {index}",
             SpanKind.INTERNAL,
             {"nons.network": self.state.network, "nons.layer_index": index},
         ) as span:
             await self.events.emit(LayerStarted, layer_index=index, node_ids=node_ids)
             with anyio.move_on_after(max(deadline - time.time(), 0.0)) as scope:
-                context = LayerContext(index, layer, deadline, limit, limit_s, scope)
+                context = LayerContext(
+                    index=index,
+                    layer=layer,
+                    deadline=deadline,
+                    limit=limit,
+                    limit_s=limit_s,
+                    scope=scope,
+                    payload=payload,
+                    routed=routed,
+                    routes=routes,
+                    budget_models=models,
+                )
                 if len(layer.nodes) == 1:
                     # No task for a lone node: its NodeStarted event and its request then
                     # leave in the same socket write as LayerStarted (one syscall, not two).
-                    await self._call(context, 0, layer.nodes[0], results)
+                    await self.calls.call(context, 0, layer.nodes[0], results)
                 else:
                     await asyncio.gather(
                         *(
-                            self._call(context, slot, node, results)
+                            self.calls.call(context, slot, node, results)
                             for slot, node in enumerate(layer.nodes)
                         )
                     )
@@ -368,14 +346,3 @@ class ExecutionRunner(NodeCalls):
 
 _SHARED_TIMEOUTS = TIMEOUT_TYPES - {NodeTimeoutError.type}
 """Timeouts of a limit every node of a layer shares (the layer's, the execution's)."""
-
-
-def execution_deadline(now: float, request_timeout: float | None, network_timeout: float) -> float:
-    """The unix time an execution must end by."""
-    timeout = request_timeout if request_timeout is not None else network_timeout
-    return now + (timeout if math.isfinite(timeout) else network_timeout)
-
-
-def current_ids(span: trace.Span) -> tuple[str | None, str | None]:
-    """Trace and span id of a span as hex."""
-    return trace_id_hex(span), span_id_hex(span)

@@ -1,0 +1,330 @@
+"""The Python client: run networks by name over NATS and follow their events.
+
+`await nons.connect(url)` gives a `Client`; `client.execute("triage", "text")` sends
+the same request any NATS client would and rebuilds the `ExecutionResult` that
+`NoN.forward()` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from nons.core.errors import NetworkUnavailableError, NodeTimeoutError
+from nons.core.events import Event, decode_event
+from nons.core.names import events_filter, exec_subject, validate_token
+from nons.core.results import ExecutionMetadata, ExecutionResult
+from nons.core.types import Content, CostInfo
+from nons.observability.propagation import inject_headers
+from nons.runtime.bus import Bus, NoResponders, ReplyTimeout
+from nons.runtime.connection import ConnectionSettings, connect_nats, redact_url
+from nons.runtime.messages import (
+    EXECUTION_ID_HEADER,
+    FINGERPRINT_HEADER,
+    ExecReply,
+    ExecRequest,
+    decode_exec_reply,
+    encode,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Mapping
+
+    from nats.aio.client import Client as NatsClient
+    from nats.aio.msg import Msg
+
+    from nons.core.network import EventCallback, NoN
+
+__all__ = ("Client", "connect", "result_from_reply")
+
+logger = logging.getLogger("nons.client")
+
+REPLY_MARGIN_S = 5.0
+"""Extra wait past the execution deadline: the coordinator replies at the deadline."""
+
+DEFAULT_TIMEOUT_S = 300.0
+"""Execution deadline when neither the call nor the network sets one."""
+
+NO_RESPONDERS_RETRY_S = 0.05
+"""Pause before the one second try of a request that met "no responders"."""
+
+_TERMINAL = frozenset({"execution.completed", "execution.failed"})
+
+
+class Client:
+    """A NATS connection that runs networks and reads their events."""
+
+    def __init__(self, nc: NatsClient, *, owns_connection: bool = False) -> None:
+        """Wrap a connected nats-py client (closed by `close()` only if `owns_connection`)."""
+        self.nc = nc
+        self._owns = owns_connection
+        self.bus = Bus(nc)
+        self._started = False
+        self.tracer = trace.get_tracer("nons.client")
+
+    async def _ensure_started(self) -> None:
+        if not self._started:
+            await self.bus.start()
+            self._started = True
+
+    async def execute(
+        self,
+        network: str | NoN,
+        input: Content | ExecutionResult,
+        *,
+        execution_id: str | None = None,
+        timeout_s: float | None = None,
+        budget_usd: float | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ExecutionResult:
+        """Run a network by name (or `NoN`) and return its result, failed ones included.
+
+        Raises:
+            NetworkUnavailableError: no coordinator serves the network.
+            NodeTimeoutError: no reply arrived (the coordinator died or is stuck).
+        """
+        if isinstance(network, str):
+            return await self._execute(
+                network,
+                input,
+                execution_id=execution_id,
+                timeout_s=timeout_s,
+                budget_usd=budget_usd,
+                metadata=metadata,
+            )
+        return await self.run_network(
+            network,
+            input,
+            execution_id=execution_id,
+            timeout_s=timeout_s,
+            budget_usd=budget_usd,
+            metadata=metadata,
+        )
+
+    async def run_network(
+        self,
+        network: NoN,
+        input: Content | ExecutionResult,
+        *,
+        execution_id: str | None = None,
+        timeout_s: float | None = None,
+        budget_usd: float | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ExecutionResult:
+        """Run a `NoN` by name, insisting on its definition and firing its callbacks."""
+        execution_id = execution_id or uuid.uuid4().hex
+        callbacks = network.subscribers
+        watcher = await self._watch(network.name, execution_id, callbacks) if callbacks else None
+        try:
+            return await self._execute(
+                network.name,
+                input,
+                execution_id=execution_id,
+                timeout_s=timeout_s,
+                budget_usd=budget_usd,
+                metadata=metadata,
+                fingerprint=network.fingerprint,
+                default_timeout=network.network_config.global_timeout_seconds,
+            )
+        finally:
+            if watcher is not None:
+                await watcher.finish()
+
+    async def _execute(
+        self,
+        network: str,
+        input: Content | ExecutionResult,
+        *,
+        execution_id: str | None,
+        timeout_s: float | None,
+        budget_usd: float | None,
+        metadata: dict[str, str] | None,
+        fingerprint: str | None = None,
+        default_timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> ExecutionResult:
+        await self._ensure_started()
+        validate_token(network, "network name")
+        if isinstance(input, ExecutionResult):
+            input = input.output
+        execution_id = execution_id or uuid.uuid4().hex
+        request = ExecRequest(
+            input=input,
+            execution_id=execution_id,
+            budget_usd=budget_usd,
+            timeout_s=timeout_s,
+            metadata=metadata,
+        )
+        subject = exec_subject(network)
+        wait = (timeout_s if timeout_s is not None else default_timeout) + REPLY_MARGIN_S
+        with self.tracer.start_as_current_span(
+            f"send {subject}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": subject,
+                "messaging.operation.type": "send",
+                "nons.network": network,
+                "nons.execution_id": execution_id,
+            },
+        ):
+            headers = inject_headers({EXECUTION_ID_HEADER: execution_id})
+            if fingerprint:
+                headers[FINGERPRINT_HEADER] = fingerprint
+            try:
+                msg = await self._request(subject, encode(request), headers, wait)
+            except NoResponders:
+                url = (
+                    redact_url(str(self.nc.connected_url.geturl()))
+                    if self.nc.connected_url
+                    else "?"
+                )
+                raise NetworkUnavailableError(
+                    f"no coordinator serves network {network!r} at {url}: start one with "
+                    f"`nons up MODULE:NETWORK` or `nons coordinator ...`",
+                    details={"network": network},
+                ) from None
+            except ReplyTimeout:
+                raise NodeTimeoutError(
+                    f"no reply from network {network!r} within {wait:.1f}s (execution "
+                    f"{execution_id}): the coordinator may have stopped",
+                    details={"network": network, "execution_id": execution_id},
+                ) from None
+        return result_from_reply(decode_exec_reply(msg.data))
+
+    async def _request(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        wait: float,
+    ) -> Msg:
+        """A request that asks once more after "no responders".
+
+        nats-server may answer "no responders" for an instant after a coordinator
+        subscribed (seen right after `forward()` serves a network in-process), so one
+        short second try tells that race from a network nobody serves.
+        """
+        try:
+            return await self.bus.request(subject, payload, headers, wait)
+        except NoResponders:
+            await asyncio.sleep(NO_RESPONDERS_RETRY_S)
+            return await self.bus.request(subject, payload, headers, wait)
+
+    async def events(
+        self, network: str | None = None, execution_id: str | None = None
+    ) -> AsyncGenerator[Event, None]:
+        """Every event of a network (or all networks, or one execution), as it happens.
+
+        Malformed events are logged and skipped; the subscription ends with the loop.
+        """
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def on_event(msg: Msg) -> None:
+            await queue.put(msg)
+
+        subscription = await self.nc.subscribe(events_filter(network, execution_id), cb=on_event)
+        try:
+            while True:
+                msg = await queue.get()
+                try:
+                    yield decode_event(msg.data)
+                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                    logger.warning("skipping malformed event on %s: %s", msg.subject, exc)
+        finally:
+            await subscription.unsubscribe()
+
+    async def _watch(
+        self, network: str, execution_id: str, callbacks: Mapping[str, list[EventCallback]]
+    ) -> _Watcher:
+        watcher = _Watcher(callbacks)
+        watcher.subscription = await self.nc.subscribe(
+            events_filter(network, execution_id), cb=watcher.on_message
+        )
+        return watcher
+
+    async def close(self) -> None:
+        """Stop the reply inbox and, if this client opened it, close the connection."""
+        await self.bus.close()
+        if self._owns and not self.nc.is_closed:
+            await self.nc.drain()
+
+    async def __aenter__(self) -> Client:
+        await self._ensure_started()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class _Watcher:
+    """Dispatches one execution's events to a network's callbacks; failures are logged."""
+
+    def __init__(self, callbacks: Mapping[str, list[EventCallback]]) -> None:
+        self.callbacks = callbacks
+        self.subscription: Any = None
+        self.done = asyncio.Event()
+
+    async def on_message(self, msg: Msg) -> None:
+        try:
+            event = decode_event(msg.data)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            logger.warning("skipping malformed event on %s", msg.subject)
+            return
+        for callback in [*self.callbacks.get(event.type, ()), *self.callbacks.get("*", ())]:
+            try:
+                outcome = callback(event)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                logger.exception("event callback %r failed on %s", callback, event.type)
+        if event.type in _TERMINAL:
+            self.done.set()
+
+    async def finish(self) -> None:
+        try:
+            await asyncio.wait_for(self.done.wait(), timeout=2.0)
+        except TimeoutError:
+            logger.debug("terminal event not seen before unsubscribing")
+        if self.subscription is not None:
+            await self.subscription.unsubscribe()
+
+
+def result_from_reply(reply: ExecReply) -> ExecutionResult:
+    """The `ExecutionResult` a reply stands for."""
+    cost = sum((layer.cost for layer in reply.layers), CostInfo())
+    if abs(cost.total_cost_usd - reply.cost_usd) > 1e-12:
+        cost = CostInfo(total_cost_usd=reply.cost_usd)
+    return ExecutionResult(
+        output=reply.output,
+        status=reply.status,
+        metadata=ExecutionMetadata(
+            execution_id=reply.execution_id,
+            network=reply.network,
+            trace_id=reply.trace_id,
+            token_usage=reply.usage,
+            cost=cost,
+            duration_ms=reply.duration_ms,
+            is_mock=reply.is_mock,
+        ),
+        layer_results=reply.layers,
+        error=reply.error,
+    )
+
+
+async def connect(url: str, *, name: str = "nons-client") -> Client:
+    """Connect to NATS at `url` and return a client that owns the connection.
+
+    Raises:
+        NatsUnavailableError: no server answers at `url` (after a few fast attempts).
+    """
+    nc = await connect_nats(ConnectionSettings(url=url, name=name))
+    client = Client(nc, owns_connection=True)
+    await client._ensure_started()
+    return client
