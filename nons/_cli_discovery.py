@@ -74,10 +74,18 @@ def _endpoint_line(service: dict[str, Any], endpoint: dict[str, Any]) -> tuple[s
     network = metadata.get("network") or endpoint.get("name", "?")
     what = "" if kind == "coordinator" else f" node {metadata.get('node_id', '?')}"
     average_ms = (endpoint.get("average_processing_time") or 0) / 1e6
+    last_error = endpoint.get("last_error")
+    folded = (service.get("metadata") or {}).get("nons_folded_endpoints")
     return network, (
         f"{kind:<11} {service.get('id', '?')}{what} on {endpoint.get('subject')} "
-        f"(requests {endpoint.get('num_requests', 0)}, errors {endpoint.get('num_errors', 0)}, "
-        f"avg {average_ms:.1f} ms)"
+        f"(requests {endpoint.get('num_requests', 0)}, errors {endpoint.get('num_errors', 0)}"
+        + (f", last error {last_error}" if last_error else "")
+        + f", avg {average_ms:.1f} ms)"
+        + (
+            f" [{folded} node endpoints summed per network: too many for one reply]"
+            if folded
+            else ""
+        )
     )
 
 
@@ -101,7 +109,13 @@ def _merge(replies: list[Msg]) -> list[dict[str, Any]]:
         counted = {e.get("subject"): e for e in stats.get(service_id, {}).get("endpoints") or []}
         for endpoint in info.get("endpoints") or []:
             numbers = counted.get(endpoint.get("subject"), {})
-            for key in ("num_requests", "num_errors", "average_processing_time", "data"):
+            for key in (
+                "num_requests",
+                "num_errors",
+                "last_error",
+                "average_processing_time",
+                "data",
+            ):
                 if key in numbers:
                     endpoint[key] = numbers[key]
         services.append(info)

@@ -23,7 +23,7 @@ from nons.runtime.loading import load_targets
 from nons.runtime.server import EmbeddedServer
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from nons._cli_common import CliContext
     from nons.core.network import NoN
@@ -47,14 +47,16 @@ async def run_up(
         url = server.url
     try:
         with process_telemetry(context, "nons", actors=True):
-            names = ", ".join(n.name for n in networks)
-            emit(f"nons up: serving {names}")
-            where = f" (embedded nats-server, pid {server.pid})" if server is not None else ""
-            emit(f"  nats:     {redact_url(url)}{where}")
-            _print_subjects(networks)
-            emit(f"  provider: {describe_provider(context.providers)}")
-            first = networks[0].name
-            emit(f'  try:      nons exec --nats-url {redact_url(url)} {first} "some text"')
+
+            def banner() -> None:
+                emit(f"nons up: serving {', '.join(n.name for n in networks)}")
+                where = f" (embedded nats-server, pid {server.pid})" if server is not None else ""
+                emit(f"  nats:     {redact_url(url)}{where}")
+                _print_subjects(networks)
+                emit(f"  provider: {describe_provider(context.providers)}")
+                first = networks[0].name
+                emit(f'  try:      nons exec --nats-url {redact_url(url)} {first} "some text"')
+
             return await _serve(
                 context,
                 networks,
@@ -62,6 +64,7 @@ async def run_up(
                 label="up",
                 coordinator=CoordinatorSettings(events=events),
                 actors=ActorSettings(concurrency=concurrency),
+                banner=banner,
             )
     finally:
         if server is not None:
@@ -72,13 +75,13 @@ async def run_coordinator(context: CliContext, targets: Sequence[str]) -> int:
     """A coordinator process for `targets`."""
     networks = load_targets(targets)
     with process_telemetry(context, "nons-coordinator", actors=False):
-        _print_subjects(networks)
         return await _serve(
             context,
             networks,
             context.url_or_default,
             label="coordinator",
             coordinator=CoordinatorSettings(),
+            banner=lambda: _print_subjects(networks),
         )
 
 
@@ -89,10 +92,14 @@ async def run_actor(
     networks = load_targets(targets)
     _check_node_ids(networks, node_ids)
     with process_telemetry(context, "nons-actor", actors=True):
-        emit(f"  provider: {describe_provider(context.providers)}")
         settings = ActorSettings(concurrency=concurrency, node_ids=tuple(node_ids))
         return await _serve(
-            context, networks, context.url_or_default, label="actor", actors=settings
+            context,
+            networks,
+            context.url_or_default,
+            label="actor",
+            actors=settings,
+            banner=lambda: emit(f"  provider: {describe_provider(context.providers)}"),
         )
 
 
@@ -124,7 +131,13 @@ async def _serve(
     label: str,
     coordinator: CoordinatorSettings | None = None,
     actors: ActorSettings | None = None,
+    banner: Callable[[], None],
 ) -> int:
+    """Serve until SIGINT/SIGTERM; `banner` prints once everything started.
+
+    Printed after startup, not before, so that a startup failure (no JetStream, a
+    bad spec) is the one line the user sees.
+    """
     from nons.providers.registry import aclose_clients
 
     stop = stop_event()
@@ -142,6 +155,7 @@ async def _serve(
                 what = f"{parts[0]} of"
             else:
                 what = " and ".join(reversed(parts)) + " for"
+            banner()
             names = ", ".join(network.name for network in networks)
             emit(f"nons {label} ready: {what} {names} on {redact_url(url)}")
             await stop.wait()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nons._cli_common import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, connect, emit, stop_event
 from nons._cli_types import positive_float, positive_int
+from nons.runtime.event_store import ensure_event_stream
 from nons.sinks._consume import SinkSettings, SinkUnavailableError, run_sink
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ async def _run(
     stop = stop_event()
     nc = await connect(context, f"nons-sink-{kind}")
     try:
+        await ensure_event_stream(nc, needed_for="a sink")  # fail in one line, before the banner
         emit(
             f"nons sink {kind}: recording {settings.filter_subject} into {where} "
             f"(consumer {settings.durable})"

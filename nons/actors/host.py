@@ -24,6 +24,8 @@ from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from nons.actors._caches import HostCaches
 from nons.actors._calls import check_call, failure, failure_for, reply_headers
+from nons.actors._discovery import bound_discovery
+from nons.actors._slots import Slot
 from nons.actors.cache import NodeCache, lookup, served_from_cache, store
 from nons.actors.deltas import delta_publisher
 from nons.core.deadlines import timeout_error
@@ -34,7 +36,7 @@ from nons.core.errors import (
     SpecMismatchError,
 )
 from nons.core.events import CircuitChanged, encode_event
-from nons.core.names import event_subject, node_subject
+from nons.core.names import event_subject
 from nons.core.node import Node
 from nons.observability.metrics import RuntimeMetrics
 from nons.observability.propagation import (
@@ -92,22 +94,6 @@ class ActorSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("backlog must be >= 0")
 
 
-class _Slot:
-    """One served node: its limiter and counters."""
-
-    def __init__(self, network: NoN, node: Node, concurrency: int) -> None:
-        self.network = network
-        self.node = node
-        self.subject = node_subject(network.name, node.node_id)
-        self.spec = node.to_spec()
-        self.limiter = asyncio.Semaphore(concurrency)
-        self.in_flight = 0
-        self.completed = 0
-        self.failed = 0
-        self.refused = 0
-        self.dropped = 0
-
-
 class ActorHost:
     """Serves the nodes of some networks (sub-networks included) in this process."""
 
@@ -131,13 +117,13 @@ class ActorHost:
         self.bus = Bus(nc)
         self.tracer = trace.get_tracer("nons.actor", tracer_provider=tracer_provider)
         self.metrics = RuntimeMetrics(meter_provider)
-        self.slots: dict[str, _Slot] = {}
+        self.slots: dict[str, Slot] = {}
         wanted = set(self.settings.node_ids)
         for network in networks:
             for member in network.networks():
                 for _, node in member.nodes():
                     if isinstance(node, Node) and (not wanted or node.node_id in wanted):
-                        slot = _Slot(member, node, self.settings.concurrency)
+                        slot = Slot(member, node, self.settings.concurrency)
                         self.slots.setdefault(slot.subject, slot)
         self.caches = HostCaches(cache)
         """The node-result caches of this host, one per cache configuration."""
@@ -197,6 +183,7 @@ class ActorHost:
                 stats_handler=self._stats,
             ),
         )
+        bound_discovery(self._service, self.nc.max_payload, self._network_of)
         for subject, slot in self.slots.items():
             await self._service.add_endpoint(
                 EndpointConfig(
@@ -227,19 +214,16 @@ class ActorHost:
         await self._tasks.drain(self.settings.drain_timeout_s)
         await self._side_tasks.drain(1.0)
 
-    def _stats(self, endpoint: Any) -> dict[str, Any]:
-        return {
-            subject: {
-                "in_flight": s.in_flight,
-                "completed": s.completed,
-                "failed": s.failed,
-                "refused": s.refused,
-                "dropped": s.dropped,
-            }
-            for subject, s in self.slots.items()
-        }
+    def _network_of(self, subject: str) -> str:
+        slot = self.slots.get(subject)
+        return slot.network.name if slot is not None else subject
 
-    def _handler(self, slot: _Slot) -> Any:
+    def _stats(self, endpoint: Any) -> dict[str, Any]:
+        """One endpoint's `data`: its own node's figures (not every node's: quadratic)."""
+        slot = self.slots.get(endpoint.subject)
+        return slot.figures() if slot is not None else {}
+
+    def _handler(self, slot: Slot) -> Any:
         async def on_call(request: Request) -> None:
             msg = request._msg
             if not msg.reply:
@@ -267,7 +251,7 @@ class ActorHost:
 
         return on_call
 
-    async def _serve(self, slot: _Slot, msg: Msg) -> None:
+    async def _serve(self, slot: Slot, msg: Msg) -> None:
         started = time.perf_counter()
         try:
             result, headers = await self._run(slot, msg)
@@ -288,7 +272,7 @@ class ActorHost:
         )
         await self._reply(msg, result, headers)
 
-    async def _run(self, slot: _Slot, msg: Msg) -> tuple[NodeResult, dict[str, str]]:
+    async def _run(self, slot: Slot, msg: Msg) -> tuple[NodeResult, dict[str, str]]:
         """Run the call under its caller's trace context; return the result and reply headers.
 
         A call whose caller's trace is not sampled gets no span of its own (the decision
@@ -332,7 +316,7 @@ class ActorHost:
             out_headers[EXECUTION_ID_HEADER] = execution_id
         return result, out_headers
 
-    async def _execute(self, slot: _Slot, msg: Msg, span: trace.Span) -> NodeResult:
+    async def _execute(self, slot: Slot, msg: Msg, span: trace.Span) -> NodeResult:
         started = time.perf_counter()
         try:
             call = decode_node_call(msg.data)
@@ -359,7 +343,7 @@ class ActorHost:
         return result
 
     async def _run_node(
-        self, slot: _Slot, call: NodeCall, on_delta: Callable[[str], Awaitable[None]] | None
+        self, slot: Slot, call: NodeCall, on_delta: Callable[[str], Awaitable[None]] | None
     ) -> NodeResult:
         # asyncio primitives, measured: anyio's limiter and fail_after each cost two
         # extra event-loop turns per call on the hottest path of the actor.

@@ -3,8 +3,10 @@
 Every parameter beyond the first has a default, so each operator runs inside a network
 on a single input; the rest is bound on the node (`categories`, `fields`...). Content
 parameters accept any JSON value, because layers pass lists (parallel outputs) and
-objects (`extract` results) along. Structured replies are parsed strictly for real
-models; only a mock completion gets missing pieces filled, and visibly marked.
+objects (`extract` results) along. The operators that answer with a JSON object ask
+for it as structured output, parse a text answer leniently and ask once more when it
+is unusable (`_structured`); only a mock completion gets missing pieces filled, and
+visibly marked.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nons.core.errors import OperatorValidationError
 from nons.operators import _prompts as p
+from nons.operators import _structured as s
 from nons.operators._builtin import operator
-from nons.operators.context import current_context
+from nons.operators._lenient import choose_leniently
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -66,6 +69,14 @@ def _inputs(required: str, **properties: dict[str, object]) -> dict[str, object]
 
 def _outputs(**properties: dict[str, object]) -> dict[str, object]:
     return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+_COMPARE_OUTPUT = _outputs(
+    differences=_STRING_LIST, similarities=_STRING_LIST, conclusion={"type": "string"}
+)
+_VALIDATE_OUTPUT = _outputs(
+    is_valid={"type": "boolean"}, validation_reasoning={"type": "string"}, confidence=_UNIT
+)
 
 
 @operator(
@@ -130,16 +141,22 @@ async def classify(
         ("Allowed categories", "\n".join(f"- {name}" for name in allowed)),
         ("Content", content),
     )
-    reply = await _ask("classify", p.CLASSIFY_SYSTEM, prompt, json=True, choices=allowed)
-    category, confidence, reasoning = p.choose(reply, "category", "confidence", allowed)
-    result: dict[str, Any] = {
-        "category": category,
-        "confidence": confidence,
-        "reasoning": reasoning,
-    }
-    if confidence_threshold is not None:
-        result["meets_threshold"] = confidence >= confidence_threshold
-    return result
+
+    def parse(reply: p.Reply) -> dict[str, Any]:
+        category, confidence, reasoning = choose_leniently(reply, "category", "confidence", allowed)
+        result: dict[str, Any] = {
+            "category": category,
+            "confidence": confidence,
+            "reasoning": reasoning,
+        }
+        if confidence_threshold is not None:
+            result["meets_threshold"] = confidence >= confidence_threshold
+        return result
+
+    schema = s.choice_schema("category", "confidence", allowed)
+    return await s.ask_structured(
+        "classify", p.CLASSIFY_SYSTEM, prompt, schema, parse, choices=allowed
+    )
 
 
 @operator(
@@ -165,17 +182,21 @@ async def extract(
         ("Format of the values", output_format),
         ("Content", content),
     )
-    reply = await _ask("extract", p.EXTRACT_SYSTEM, prompt, json=True)
-    data = reply.data
-    if data is None:
-        if not reply.is_mock:
-            raise p.format_error("extract", reply.text, "a JSON object")
-        data = {} if fields else {"extracted": reply.text}
-    if not fields:
-        return data
-    if reply.is_mock:
-        return {name: data.get(name, f"[mock] {name}") for name in fields}
-    return {name: data.get(name) for name in fields}
+
+    def parse(reply: p.Reply) -> dict[str, Any]:
+        data = reply.data
+        if data is None:
+            if not reply.is_mock:
+                raise p.format_error("extract", reply.text, "a JSON object")
+            data = {} if fields else {"extracted": reply.text}
+        if not fields:
+            return data
+        if reply.is_mock:
+            return {name: data.get(name, f"[mock] {name}") for name in fields}
+        return {name: data.get(name) for name in fields}
+
+    schema = s.fields_schema(fields)
+    return await s.ask_structured("extract", p.EXTRACT_SYSTEM, prompt, schema, parse)
 
 
 @operator(
@@ -220,9 +241,7 @@ async def expand(content: Content, expansion_topic: str | None = None, depth_lev
 
 @operator(
     input_schema=_inputs("content_a", content_b=_ANY, comparison_dimensions=_TEXT),
-    output_schema=_outputs(
-        differences=_STRING_LIST, similarities=_STRING_LIST, conclusion={"type": "string"}
-    ),
+    output_schema=_COMPARE_OUTPUT,
     description="Compare two contents (or a parallel layer's outputs): differences, "
     "similarities and a conclusion.",
 )
@@ -247,16 +266,18 @@ async def compare(
         ("Compare along", comparison_dimensions or "substance, accuracy, completeness, clarity"),
         ("Items", p.render_sources(items, "Item")),
     )
-    reply = await _ask("compare", p.COMPARE_SYSTEM, prompt, json=True)
-    return {
-        "differences": p.field_of(reply, "differences", p.as_string_list, ["[mock] not compared"]),
-        "similarities": p.field_of(
-            reply, "similarities", p.as_string_list, ["[mock] not compared"]
-        ),
-        "conclusion": p.field_of(
-            reply, "conclusion", p.as_text, "[mock] no real comparison was made"
-        ),
-    }
+
+    def parse(reply: p.Reply) -> dict[str, Any]:
+        unseen = "[mock] not compared"
+        return {
+            "differences": p.field_of(reply, "differences", p.as_string_list, [unseen]),
+            "similarities": p.field_of(reply, "similarities", p.as_string_list, [unseen]),
+            "conclusion": p.field_of(
+                reply, "conclusion", p.as_text, "[mock] no real comparison was made"
+            ),
+        }
+
+    return await s.ask_structured("compare", p.COMPARE_SYSTEM, prompt, _COMPARE_OUTPUT, parse)
 
 
 @operator(
@@ -265,9 +286,7 @@ async def compare(
         validation_criteria={"type": "string", "minLength": 1},
         strictness_level={"enum": sorted(p.STRICTNESS_GUIDANCE)},
     ),
-    output_schema=_outputs(
-        is_valid={"type": "boolean"}, validation_reasoning={"type": "string"}, confidence=_UNIT
-    ),
+    output_schema=_VALIDATE_OUTPUT,
     description="Judge content against criteria at a strictness level.",
 )
 async def validate(
@@ -281,14 +300,17 @@ async def validate(
         ("Strictness", p.STRICTNESS_GUIDANCE.get(strictness_level, strictness_level)),
         ("Content", content),
     )
-    reply = await _ask("validate", p.VALIDATE_SYSTEM, prompt, json=True)
-    return {
-        "is_valid": p.field_of(reply, "is_valid", p.as_bool, True),
-        "validation_reasoning": p.field_of(
-            reply, "validation_reasoning", p.as_text, "[mock] not validated by a real model"
-        ),
-        "confidence": p.field_of(reply, "confidence", p.as_confidence, p.MOCK_CONFIDENCE),
-    }
+
+    def parse(reply: p.Reply) -> dict[str, Any]:
+        return {
+            "is_valid": p.field_of(reply, "is_valid", p.as_bool, True),
+            "validation_reasoning": p.field_of(
+                reply, "validation_reasoning", p.as_text, "[mock] not validated by a real model"
+            ),
+            "confidence": p.field_of(reply, "confidence", p.as_confidence, p.MOCK_CONFIDENCE),
+        }
+
+    return await s.ask_structured("validate", p.VALIDATE_SYSTEM, prompt, _VALIDATE_OUTPUT, parse)
 
 
 @operator(
@@ -312,9 +334,15 @@ async def route(
         ("Available paths", "\n".join(f"- {name}" for name in paths)),
         ("Content", content),
     )
-    reply = await _ask("route", p.ROUTE_SYSTEM, prompt, json=True, choices=paths)
-    selected, confidence, reasoning = p.choose(reply, "selected_path", "routing_confidence", paths)
-    return {"selected_path": selected, "routing_confidence": confidence, "reasoning": reasoning}
+
+    def parse(reply: p.Reply) -> dict[str, Any]:
+        selected, confidence, reasoning = choose_leniently(
+            reply, "selected_path", "routing_confidence", paths
+        )
+        return {"selected_path": selected, "routing_confidence": confidence, "reasoning": reasoning}
+
+    schema = s.choice_schema("selected_path", "routing_confidence", paths)
+    return await s.ask_structured("route", p.ROUTE_SYSTEM, prompt, schema, parse, choices=paths)
 
 
 @operator(
@@ -333,17 +361,5 @@ async def synthesize(
     return (await _ask("synthesize", p.SYNTHESIZE_SYSTEM, prompt)).text
 
 
-async def _ask(
-    name: str, system: str, prompt: str, *, json: bool = False, choices: Sequence[str] = ()
-) -> p.Reply:
-    context = current_context()
-    text = await context.complete(
-        prompt, system=system, response_format="json" if json else "text", choices=choices
-    )
-    last = context.last_completion
-    return p.Reply(
-        operator=name,
-        text=text.strip(),
-        is_mock=bool(last is not None and last.is_mock),
-        data=p.parse_json_object(text) if json else None,
-    )
+async def _ask(name: str, system: str, prompt: str) -> p.Reply:
+    return await s.ask(name, system, prompt)

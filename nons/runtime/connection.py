@@ -25,6 +25,7 @@ __all__ = (
     "DEFAULT_URL",
     "URL_ENV_VAR",
     "ConnectionSettings",
+    "JetStreamUnavailableError",
     "NatsUnavailableError",
     "check_message_size",
     "connect_nats",
@@ -52,6 +53,25 @@ class NatsUnavailableError(ExecutionError, ConnectionError):
 
     type = "nats_unavailable"
     retryable = True
+
+
+class JetStreamUnavailableError(NatsUnavailableError):
+    """The NATS server answers, but without JetStream (events, caches and sinks need it)."""
+
+    type = "jetstream_unavailable"
+    retryable = False
+
+    @classmethod
+    def at(cls, nc: Client, needed_for: str) -> JetStreamUnavailableError:
+        """The error for server `nc` is connected to, saying what needed JetStream."""
+        url = nc.connected_url
+        where = redact_url(url.geturl()) if url is not None else "the NATS server"
+        return cls(
+            f"JetStream is not enabled on the NATS server at {where} ({needed_for} needs it): "
+            "start the server with `nats-server -js`, or run `nons up` without --nats-url "
+            "to start the embedded server, which has it",
+            details={"needed_for": needed_for},
+        )
 
 
 class ConnectionSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,6 +22,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 
 from nons.coordinator._state import ExecutionState, execution_deadline
 from nons.coordinator.execution import ExecutionRunner
+from nons.coordinator.stats import ExecutionStats
 from nons.core.errors import (
     InvalidRequestError,
     NodeUnavailableError,
@@ -108,10 +109,20 @@ class Coordinator:
         self._service: Service | None = None
         self._tasks = TaskSet()
         self._breakers: dict[str, dict[str, CircuitBreaker]] = {}
-        self.completed = 0
+        self.stats = ExecutionStats(list(self.networks))
+        """Per-network counts, reported per endpoint in `$SRV.STATS`."""
         self.unanswerable = 0
         """Executions that arrived without a reply subject (run, their reply dropped)."""
-        self.failed = 0
+
+    @property
+    def completed(self) -> int:
+        """Executions that did not fail, all networks."""
+        return self.stats.completed + sum(s.partial for s in self.stats.networks.values())
+
+    @property
+    def failed(self) -> int:
+        """Failed executions, all networks."""
+        return self.stats.failed
 
     def _add(self, network: NoN) -> None:
         known = self.networks.get(network.name)
@@ -129,7 +140,7 @@ class Coordinator:
     async def __aenter__(self) -> Coordinator:
         await self.bus.start()
         if self.settings.events and self.settings.record_events:
-            await ensure_event_stream(self.nc)
+            await ensure_event_stream(self.nc, needed_for="a coordinator that records events")
         self._service = await add_service(
             self.nc,
             ServiceConfig(
@@ -140,6 +151,10 @@ class Coordinator:
                 stats_handler=self._stats,
             ),
         )
+        # nats.micro counts an error only when a handler raises; executions run in
+        # tasks and fail as replies, so their failures are added to the stats it reports.
+        service_stats = self._service.stats
+        self._service.stats = lambda: self.stats.patched(service_stats())  # type: ignore[method-assign]
         for name, network in self.networks.items():
             subject = exec_subject(name)
             await self._service.add_endpoint(
@@ -169,10 +184,9 @@ class Coordinator:
         await self.bus.close()
 
     def _stats(self, endpoint: Any) -> dict[str, Any]:
+        """An endpoint's `data`: its network's figures, then this process's."""
         return {
-            "in_flight": self.in_flight,
-            "completed": self.completed,
-            "failed": self.failed,
+            **self.stats.data(endpoint.name),
             "late_replies": self.bus.late_replies,
             "unanswerable": self.unanswerable,
         }
@@ -180,29 +194,29 @@ class Coordinator:
     async def _on_request(self, request: Request) -> None:
         msg = request._msg
         if len(self._tasks) >= self.settings.max_in_flight:
+            refusal = self._refusal(
+                msg,
+                NodeUnavailableError(
+                    f"coordinator saturated ({self.settings.max_in_flight} executions in flight)"
+                ),
+            )
+            self.stats.finished(msg.subject.rsplit(".", 1)[-1], refusal, started=False)
             await self._reply(
                 msg,
-                self._refusal(
-                    msg,
-                    NodeUnavailableError(
-                        f"coordinator saturated "
-                        f"({self.settings.max_in_flight} executions in flight)"
-                    ),
-                ),
+                refusal,
             )
             return
         self._tasks.spawn(self._serve(msg))
 
     async def _serve(self, msg: Msg) -> None:
         trace_headers: dict[str, str] = {}
+        network = msg.subject.rsplit(".", 1)[-1]
+        self.stats.started(network)
         try:
             reply = await self._execute(msg, trace_headers)
         except Exception as exc:  # the boundary: answer, log, keep serving
             reply = self._refusal(msg, exc)
-        if reply.status == "failed":
-            self.failed += 1
-        else:
-            self.completed += 1
+        self.stats.finished(network, reply)
         self.metrics.execution_finished(
             reply.network,
             reply.status,

@@ -17,6 +17,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 
 from nons.core.events import Event, decode_event
 from nons.core.names import EVENTS_PREFIX
+from nons.runtime.connection import JetStreamUnavailableError
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -35,8 +36,14 @@ _MAX_BYTES = 256 * 1024 * 1024
 logger = logging.getLogger("nons.events")
 
 
-async def ensure_event_stream(nc: Client) -> bool:
-    """Create (or keep) the event stream; `False` when the server has no JetStream."""
+async def ensure_event_stream(nc: Client, needed_for: str = "recording events") -> None:
+    """Create (or keep) the event stream.
+
+    Raises:
+        JetStreamUnavailableError: the server has no JetStream (a coordinator that
+            records events, `nons up` and sinks need it: they say so and stop, rather
+            than run without what `nons trace` and the sinks read).
+    """
     js = nc.jetstream()
     config = StreamConfig(
         name=EVENT_STREAM,
@@ -52,13 +59,12 @@ async def ensure_event_stream(nc: Client) -> bool:
     except nats.js.errors.BadRequestError:
         logger.debug("event stream %s exists with other settings; kept as is", EVENT_STREAM)
     except (
+        nats.js.errors.ServiceUnavailableError,
         nats.js.errors.NoStreamResponseError,
         nats.errors.NoRespondersError,
         nats.errors.TimeoutError,
     ):
-        logger.info("no JetStream on this server: events are not recorded for `nons trace`")
-        return False
-    return True
+        raise JetStreamUnavailableError.at(nc, needed_for) from None
 
 
 async def read_execution_events(

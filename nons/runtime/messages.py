@@ -7,6 +7,7 @@ typed `InvalidRequestError` instead of an exception in a subscription callback.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -136,11 +137,15 @@ def decode_exec_request(payload: bytes) -> ExecRequest:
     """Decode what a client sent on `nons.exec.<network>`.
 
     A JSON object with an `input` key is a request; any other payload (plain text,
-    another JSON value, an object without `input`) is the input itself.
+    another JSON value, an object without `input`) is the input itself, except an
+    object that carries a request field (`timeout_s`, `budget_usd`, `execution_id`,
+    `metadata`) but no `input`: that is a request with a mistake, refused so that a
+    limit the caller asked for is never dropped silently.
 
     Raises:
-        InvalidRequestError: empty payload, invalid UTF-8, or a request object whose
-            fields have wrong types or are unknown.
+        InvalidRequestError: empty payload, invalid UTF-8, a string with a lone UTF-16
+            surrogate, a request object whose fields have wrong types or are unknown,
+            or request fields without `input`.
     """
     if not payload:
         raise InvalidRequestError("empty request: send the input as text or JSON")
@@ -157,10 +162,51 @@ def decode_exec_request(payload: bytes) -> ExecRequest:
             value = _decode_any(payload, text)
             if isinstance(value, dict) and "input" in value:
                 raise InvalidRequestError(f"invalid request: {exc}") from None
+            if isinstance(value, dict) and _REQUEST_FIELDS & value.keys():
+                raise _missing_input(value) from None
             return ExecRequest(input=value)
         except msgspec.DecodeError as exc:
+            _refuse_lone_surrogate(text)
             raise InvalidRequestError(f"request looks like JSON but is malformed: {exc}") from None
     return ExecRequest(input=_decode_any(payload, text))
+
+
+_REQUEST_FIELDS = frozenset(ExecRequest.__struct_fields__) - {"input"}
+"""Fields that make an object a request rather than an input."""
+
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+"""A `\\uD800`-`\\uDFFF` escape that is not half of a surrogate pair."""
+
+
+def _missing_input(value: dict[str, Any]) -> InvalidRequestError:
+    fields = sorted(_REQUEST_FIELDS & value.keys())
+    unknown = sorted(value.keys() - _REQUEST_FIELDS)
+    message = f"request has {', '.join(fields)} but no 'input'"
+    if unknown:
+        message += f"; unknown keys: {', '.join(unknown)}"
+    message += (
+        '. Send {"input": ..., ' + ", ".join(f'"{f}": ...' for f in fields) + "}"
+        '; to run an object as the input itself, wrap it: {"input": {...}}'
+    )
+    return InvalidRequestError(
+        message, details={"missing": "input", "request_fields": fields, "unknown_keys": unknown}
+    )
+
+
+def _refuse_lone_surrogate(text: str) -> None:
+    """Raise for a JSON string escape that names no character (half a surrogate pair)."""
+    match = _LONE_SURROGATE.search(text)
+    if match is not None:
+        position = len(text[: match.start()].encode("utf-8"))
+        raise InvalidRequestError(
+            f"request holds an invalid code point: {match.group()} at byte {position} is a "
+            "lone UTF-16 surrogate (half of a pair), which is no character; "
+            "send the character itself or a complete surrogate pair",
+            details={"position": position, "escape": match.group()},
+        )
 
 
 def decode_exec_reply(payload: bytes) -> ExecReply:
@@ -212,4 +258,6 @@ def _decode_any(payload: bytes, text: str) -> Any:
     try:
         return _ANY_DECODER.decode(payload)
     except msgspec.DecodeError:
+        if payload[:1] in (b'"', b"[", b"{"):
+            _refuse_lone_surrogate(text)
         return text

@@ -317,9 +317,14 @@ class EmbeddedServer:
                 if fixed_port is not None:
                     # The old socket may linger an instant after a restart.
                     time.sleep(0.1 * (attempt + 1))
+        if fixed_port is not None:
+            raise ServerStartError(
+                f"port {fixed_port} on {LOOPBACK_HOST} is in use: stop what holds it, or "
+                "choose another with --port"
+            ) from last
         raise ServerStartError(
-            f"nats-server could not bind a port on {LOOPBACK_HOST} after {_PORT_ATTEMPTS} "
-            f"attempts: {last}"
+            f"nats-server could not bind a free port on {LOOPBACK_HOST} after "
+            f"{_PORT_ATTEMPTS} attempts (see its log: {last!s:.300})"
         ) from last
 
     def _command(self, port: int) -> list[str]:

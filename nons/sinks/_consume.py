@@ -159,15 +159,12 @@ async def run_sink(
     this sink name is new (it then starts at the oldest recorded event).
 
     Raises:
-        SinkUnavailableError: the server has no JetStream (or the writer's destination
-            stayed down).
+        JetStreamUnavailableError: the server has no JetStream.
+        SinkUnavailableError: the writer's destination stayed down.
         ConfigurationError: the durable consumer exists with another filter.
     """
     stop = stop or asyncio.Event()
-    if not await ensure_event_stream(nc):
-        raise SinkUnavailableError(
-            f"a sink needs JetStream: the NATS server keeps no {EVENT_STREAM} stream"
-        )
+    await ensure_event_stream(nc, needed_for="a sink")
     js = nc.jetstream()
     subscription = await _subscribe(js, settings)
     try:

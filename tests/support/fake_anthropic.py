@@ -9,10 +9,14 @@ sequence of the streaming API when the request says `"stream": true`.
         fake.enqueue(error_response(429, "rate_limit_error", "slow down"))
         ...  # call the SDK with base_url=fake.base_url
         assert len(fake.requests) == 2
+
+A request that forces a tool (`tool_choice: {"type": "tool", "name": ...}`) is answered
+with a `tool_use` block of that tool when the fake was given its `tool_inputs`.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.support.fake_http import FakeHttpServer, RecordedRequest, ScriptedResponse, SseEvent
@@ -24,6 +28,8 @@ __all__ = (
     "message_body",
     "message_response",
     "stream_events",
+    "tool_use_body",
+    "tool_use_response",
 )
 
 DEFAULT_TEXT = "Hello from the fake Messages API."
@@ -74,6 +80,20 @@ def message_response(text: str = DEFAULT_TEXT, **fields: Any) -> ScriptedRespons
     return ScriptedResponse(status=200, body=message_body(text, **fields))
 
 
+def tool_use_body(name: str, tool_input: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A Messages API response body whose one block is a call of tool `name`."""
+    body = message_body(**{"stop_reason": "tool_use", **fields})
+    body["content"] = [
+        {"type": "tool_use", "id": "toolu_fake_0001", "name": name, "input": tool_input}
+    ]
+    return body
+
+
+def tool_use_response(name: str, tool_input: dict[str, Any], **fields: Any) -> ScriptedResponse:
+    """A 200 answer carrying `tool_use_body(name, tool_input, **fields)`."""
+    return ScriptedResponse(status=200, body=tool_use_body(name, tool_input, **fields))
+
+
 def error_response(
     status: int,
     error_type: str | None = None,
@@ -100,6 +120,8 @@ def error_response(
 def stream_events(body: dict[str, Any], chunk_size: int = 6) -> tuple[SseEvent, ...]:
     """The SSE sequence the streaming API sends for the message `body`."""
     usage = body["usage"]
+    if any(block["type"] != "text" for block in body["content"]):
+        return _block_events(body, chunk_size)
     text = "".join(block["text"] for block in body["content"] if block["type"] == "text")
     start_message = {
         **body,
@@ -145,16 +167,69 @@ def stream_events(body: dict[str, Any], chunk_size: int = 6) -> tuple[SseEvent, 
     return tuple(events)
 
 
+def _block_events(body: dict[str, Any], chunk_size: int) -> tuple[SseEvent, ...]:
+    """The SSE sequence of a message with tool_use blocks (their input as JSON deltas)."""
+    usage = body["usage"]
+    start_message = {**body, "content": [], "stop_reason": None}
+    start_message["usage"] = {**usage, "output_tokens": 1}
+    events = [SseEvent("message_start", {"type": "message_start", "message": start_message})]
+    for index, block in enumerate(body["content"]):
+        if block["type"] == "text":
+            opening, delta_type, key, whole = (
+                {**block, "text": ""},
+                "text_delta",
+                "text",
+                block["text"],
+            )
+        else:
+            opening, delta_type, key = {**block, "input": {}}, "input_json_delta", "partial_json"
+            whole = json.dumps(block["input"])
+        events.append(
+            SseEvent(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": opening},
+            )
+        )
+        for start in range(0, len(whole), chunk_size):
+            delta = {"type": delta_type, key: whole[start : start + chunk_size]}
+            events.append(
+                SseEvent(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": delta},
+                )
+            )
+        events.append(
+            SseEvent("content_block_stop", {"type": "content_block_stop", "index": index})
+        )
+    events += [
+        SseEvent(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": body["stop_reason"], "stop_sequence": None},
+                "usage": {"output_tokens": usage["output_tokens"]},
+            },
+        ),
+        SseEvent("message_stop", {"type": "message_stop"}),
+    ]
+    return tuple(events)
+
+
 class FakeAnthropic(FakeHttpServer):
     """The fake Messages API; `base_url` is what the SDK takes.
 
     With `api_key`, a request that carries neither `x-api-key: <key>` nor
     `authorization: Bearer <key>` (SDK 2.x sends the latter) gets a 401.
+    With `tool_inputs` (tool name -> input), a request whose `tool_choice` forces one
+    of those tools gets, by default, a `tool_use` block calling it with that input.
     """
 
-    def __init__(self, api_key: str | None = None) -> None:
+    def __init__(
+        self, api_key: str | None = None, *, tool_inputs: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         super().__init__()
         self.api_key = api_key
+        self.tool_inputs = dict(tool_inputs or {})
 
     @property
     def base_url(self) -> str:
@@ -186,4 +261,9 @@ class FakeAnthropic(FakeHttpServer):
         model = "claude-haiku-4-5-20251001"
         if isinstance(request.body, dict) and isinstance(request.body.get("model"), str):
             model = request.body["model"]
+        forced = request.body.get("tool_choice") if isinstance(request.body, dict) else None
+        if isinstance(forced, dict) and forced.get("type") == "tool":
+            name = forced.get("name")
+            if isinstance(name, str) and name in self.tool_inputs:
+                return tool_use_response(name, self.tool_inputs[name], model=model)
         return message_response(model=model)
