@@ -85,13 +85,13 @@ async def _raw(args: argparse.Namespace, stop: asyncio.Event) -> None:
 
 async def _runtime(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from nons.actors.host import ActorHost, ActorSettings
+    from nons.cli._loading import load_targets
+    from nons.coordinator.service import Coordinator, CoordinatorSettings
     from nons.observability.setup import configure_telemetry
     from nons.providers.mock import MockBehaviour
     from nons.providers.registry import configure_providers
     from nons.providers.settings import ProviderSettings
     from nons.runtime.connection import ConnectionSettings, connect_nats
-    from nons.runtime.coordinator import Coordinator, CoordinatorSettings
-    from nons.runtime.loading import load_targets
 
     environ = dict(os.environ)
     configure_providers(ProviderSettings(), MockBehaviour.from_env(environ))

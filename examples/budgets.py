@@ -6,7 +6,7 @@ stop a mock call and a cost alert never fires on one. What this example can show
 honestly without a key, it runs; the rest runs only when ANTHROPIC_API_KEY is set:
 
 1. Worst cases. Before each layer the coordinator prices the layer's worst case
-   (`nons.runtime.budget.worst_case_cost`: the input as tokens plus every node's full
+   (`nons.coordinator.budget.worst_case_cost`: the input as tokens plus every node's full
    `max_tokens` of output) and never starts a layer that could pass the budget.
 2. A budget that stops an execution: `forward(..., budget_usd=0.001)` on Claude
    Opus is refused with `budget_exceeded` before any model is called, so this part
@@ -34,7 +34,7 @@ from examples._report import MOCK_NOTICE
 from nons import ExecutionError, ModelConfig, ModelProvider, NetworkConfig, Node, NoN
 from nons.observability.events import CostAlert, NodeRerouted
 from nons.providers.settings import ANTHROPIC_API_KEY_VAR
-from nons.runtime.budget import worst_case_cost
+from nons.coordinator.budget import worst_case_cost
 
 if TYPE_CHECKING:
     from nons.observability.events import Event

@@ -36,7 +36,7 @@ from nons.core.errors import (
     SpecMismatchError,
 )
 from nons.core.events import CircuitChanged, encode_event
-from nons.core.names import event_subject
+from nons.core.names import event_subject, node_subject
 from nons.core.node import Node
 from nons.observability.metrics import RuntimeMetrics
 from nons.observability.propagation import (
@@ -45,7 +45,7 @@ from nons.observability.propagation import (
     span_id_hex,
     trace_id_hex,
 )
-from nons.providers.registry import set_breaker_listener
+from nons.providers.registry import add_breaker_listener, remove_breaker_listener
 from nons.runtime.bus import Bus
 from nons.runtime.messages import EXECUTION_ID_HEADER, NodeCall, decode_node_call, encode
 from nons.runtime.tasks import TaskSet
@@ -137,7 +137,13 @@ class ActorHost:
         return len(self._tasks)
 
     def _on_breaker(self, provider: str, model: str, old: object, new: object) -> None:
-        """Report a provider-model breaker change as a span event and an execution event."""
+        """Report a provider-model breaker change as a span event and an execution event.
+
+        Every host of the process is told; only the one running the call reports it.
+        """
+        call = _CURRENT_CALL.get()
+        if call is None or node_subject(call[0], call[2]) not in self.slots:
+            return
         trace.get_current_span().add_event(
             "circuit.changed",
             {
@@ -147,9 +153,6 @@ class ActorHost:
                 "to": str(new),
             },
         )
-        call = _CURRENT_CALL.get()
-        if call is None:
-            return
         network, execution_id, node_id = call
         span = trace.get_current_span()
         event = CircuitChanged(
@@ -170,7 +173,7 @@ class ActorHost:
 
     async def __aenter__(self) -> ActorHost:
         await self.caches.open(self.nc, [slot.network for slot in self.slots.values()])
-        set_breaker_listener(self._on_breaker)
+        add_breaker_listener(self._on_breaker)
         self._service = await add_service(
             self.nc,
             ServiceConfig(
@@ -207,7 +210,7 @@ class ActorHost:
 
     async def stop(self) -> None:
         """Stop taking calls, finish those in flight (bounded), then cancel the rest."""
-        set_breaker_listener(None)
+        remove_breaker_listener(self._on_breaker)
         if self._service is not None:
             await self._service.stop()
             self._service = None

@@ -24,8 +24,8 @@ import anyio
 from nons.actors.host import ActorHost, ActorSettings
 from nons.client._client import Client
 from nons.client.batch import run_batch, stream_results
+from nons.coordinator.service import Coordinator, CoordinatorSettings
 from nons.runtime.connection import URL_ENV_VAR, ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator, CoordinatorSettings
 from nons.runtime.server import EmbeddedServer
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class LocalRuntime:
                 await self._unserve(network.name)
             assert self.client is not None
             nc = self.client.nc
-            coordinator = Coordinator(nc, [network], self.coordinator_settings)
+            coordinator = Coordinator(nc, [network], self.coordinator_settings or _settings())
             actors = ActorHost(nc, [network], self.actor_settings)
             await actors.__aenter__()
             await coordinator.__aenter__()
@@ -172,3 +172,18 @@ async def default_executor() -> NetworkExecutor:
         executor = await LocalRuntime(server.url).start()
     _runtimes[loop] = executor
     return executor
+
+
+def _settings() -> CoordinatorSettings:
+    """Coordinator settings whose budgets price like this process's actors call."""
+    from nons.coordinator.budget import PricingDefaults
+    from nons.providers.registry import provider_settings
+
+    providers = provider_settings()
+    return CoordinatorSettings(
+        pricing=PricingDefaults(
+            provider=providers.default_provider,
+            anthropic_model=providers.default_anthropic_model,
+            openai_model=providers.default_openai_model,
+        )
+    )

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from nons.core.network import NoN
     from nons.core.node import Node
     from nons.core.types import ModelConfig
-    from nons.providers.breaker import CircuitBreaker
+    from nons.resilience.breaker import CircuitBreaker
     from nons.runtime.bus import Bus
     from nons.runtime.event_emitter import EventEmitter
 

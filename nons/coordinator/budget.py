@@ -3,6 +3,11 @@
 The coordinator never starts a layer whose worst case (every node's input priced as
 tokens plus its `max_tokens` of output) would take the execution past its budget;
 nodes that name a `budget_model` are moved to it first when that makes the layer fit.
+
+Nodes that name no provider or model are priced with `PricingDefaults`, which the
+coordinator is given explicitly (from the network's process, or the deployment's
+`NONS_DEFAULT_PROVIDER`), never read from its own credentials: a coordinator holds
+no API key, and one that guessed "no key, so mock" priced real model calls at zero.
 """
 
 from __future__ import annotations
@@ -10,21 +15,40 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from nons.core.node import Node
 from nons.core.types import ModelConfig, ModelProvider
 from nons.providers.pricing import price_for
-from nons.providers.registry import default_provider, provider_settings
 
 if TYPE_CHECKING:
     from nons.core.layer import Layer
 
-__all__ = ("LayerPlan", "plan_layer", "worst_case_cost")
+__all__ = ("LayerPlan", "PricingDefaults", "plan_layer", "worst_case_cost")
 
 PROMPT_OVERHEAD_TOKENS = 1500
 """Tokens an operator's system prompt and template add to the node's input."""
 
 BYTES_PER_TOKEN = 3.0
 """A cautious bytes-per-token ratio (real text averages about four)."""
+
+
+class PricingDefaults(msgspec.Struct, frozen=True, kw_only=True):
+    """The provider and models that nodes naming none are priced as.
+
+    The default is Anthropic's default model, the dearest likely case, so that a
+    budget errs on the side of refusing. A process that runs the actors too (`nons
+    up`, `forward()`) passes its own provider settings; `nons coordinator` passes
+    `NONS_DEFAULT_PROVIDER` when the deployment sets it.
+    """
+
+    provider: ModelProvider = ModelProvider.ANTHROPIC
+    anthropic_model: str = "claude-haiku-4-5"
+    openai_model: str = "gpt-4o-mini"
+
+    def model_of(self, provider: ModelProvider) -> str:
+        """The default model of `provider`."""
+        return self.anthropic_model if provider is ModelProvider.ANTHROPIC else self.openai_model
 
 
 @dataclass(frozen=True)
@@ -39,18 +63,16 @@ class LayerPlan:
     """Model overrides (node id to cheaper model) that make it fit."""
 
 
-def worst_case_cost(config: ModelConfig | None, input_bytes: int) -> float:
+def worst_case_cost(
+    config: ModelConfig | None, input_bytes: int, defaults: PricingDefaults | None = None
+) -> float:
     """The most one call may cost with this model: input priced as tokens, full output."""
     model = config or ModelConfig()
-    provider = model.provider or default_provider()
+    defaults = defaults or PricingDefaults()
+    provider = model.provider or defaults.provider
     if provider is ModelProvider.MOCK:
         return 0.0
-    settings = provider_settings()
-    name = model.model_name or (
-        settings.default_anthropic_model
-        if provider is ModelProvider.ANTHROPIC
-        else settings.default_openai_model
-    )
+    name = model.model_name or defaults.model_of(provider)
     price = price_for(provider.value, name)
     if price is None:
         return 0.0
@@ -58,7 +80,13 @@ def worst_case_cost(config: ModelConfig | None, input_bytes: int) -> float:
     return (input_tokens * price.input_usd + model.max_tokens * price.output_usd) / 1_000_000
 
 
-def plan_layer(layer: Layer, input_bytes: int, spent_usd: float, budget_usd: float) -> LayerPlan:
+def plan_layer(
+    layer: Layer,
+    input_bytes: int,
+    spent_usd: float,
+    budget_usd: float,
+    defaults: PricingDefaults | None = None,
+) -> LayerPlan:
     """Whether the layer fits the remaining budget, moving nodes to budget models if needed."""
     costs: dict[str, float] = {}
     cheaper: dict[str, tuple[ModelConfig, float]] = {}
@@ -66,10 +94,13 @@ def plan_layer(layer: Layer, input_bytes: int, spent_usd: float, budget_usd: flo
         if not isinstance(node, Node):
             costs[node.node_id] = 0.0
             continue
-        costs[node.node_id] = worst_case_cost(node.model_config, input_bytes)
+        costs[node.node_id] = worst_case_cost(node.model_config, input_bytes, defaults)
         budget_model = node.model_config.budget_model if node.model_config else None
         if budget_model is not None:
-            cheaper[node.node_id] = (budget_model, worst_case_cost(budget_model, input_bytes))
+            cheaper[node.node_id] = (
+                budget_model,
+                worst_case_cost(budget_model, input_bytes, defaults),
+            )
     worst = sum(costs.values())
     remaining = budget_usd - spent_usd
     if worst <= remaining:

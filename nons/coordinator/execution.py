@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from nons.coordinator._attempt import Attempts, LayerContext, Payload
 from nons.coordinator._node_calls import NodeCaller
-from nons.coordinator.budget import plan_layer
+from nons.coordinator.budget import PricingDefaults, plan_layer
 from nons.coordinator.routing import Routes, budget_view, has_routers, resolve_routes
 from nons.core.deadlines import TIMEOUT_TYPES, layer_limit, timeout_error
 from nons.core.errors import BudgetExceededError, DepthExceededError, NodeTimeoutError
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from nons.coordinator._state import ExecutionState
     from nons.core.layer import Layer, LayerMember
     from nons.core.network import NoN
-    from nons.providers.breaker import CircuitBreaker
+    from nons.resilience.breaker import CircuitBreaker
     from nons.runtime.bus import Bus
     from nons.runtime.event_emitter import EventEmitter
 
@@ -66,12 +66,15 @@ class ExecutionRunner:
         events: EventEmitter,
         tracer: trace.Tracer,
         breakers: dict[str, CircuitBreaker] | None = None,
+        *,
+        pricing: PricingDefaults | None = None,
     ) -> None:
         self.network = network
         self.state = state
         self.events = events
         self.attempts = Attempts(network, state, bus, events, tracer, breakers)
         self.calls = NodeCaller(state, events, self.attempts)
+        self._pricing = pricing
         self._alerted = False
 
     async def run(self, span: trace.Span) -> ExecReply:
@@ -155,7 +158,7 @@ class ExecutionRunner:
         if budget is None or layer is None:
             return None, {}
         spent = self.state.cost.total_cost_usd
-        plan = plan_layer(layer, input_bytes, spent, budget)
+        plan = plan_layer(layer, input_bytes, spent, budget, self._pricing)
         if not plan.fits:
             await self.events.emit(
                 BudgetExceeded,

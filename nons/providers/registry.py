@@ -8,7 +8,7 @@ an error: nothing here falls back to the mock.
 
 Every client is wrapped, innermost first, in:
 
-1. `RateLimitedClient`: the provider's rate limits of `nons.core.scheduler`, shared
+1. `RateLimitedClient`: the provider's rate limits of `nons.resilience.settings`, shared
    by every node of the process;
 2. `BreakerClient`: one circuit breaker per provider model. It sits outside the
    limiter so that an open breaker fails fast without taking rate capacity, and a
@@ -27,13 +27,13 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from nons.core import scheduler
 from nons.core.types import ModelProvider
 from nons.providers.breaker import BreakerClient, BreakerListener, BreakerState
 from nons.providers.limits import RateLimitedClient
 from nons.providers.mock import MockBehaviour, MockClient
 from nons.providers.settings import ProviderSettings
 from nons.providers.streaming import stream_completion
+from nons.resilience import settings as scheduler
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from nons.providers.base import Completion, CompletionRequest, ModelClient
 
 __all__ = (
+    "add_breaker_listener",
     "aclose_clients",
     "complete",
     "configure_providers",
@@ -48,8 +49,8 @@ __all__ = (
     "get_model_client",
     "mock_behaviour",
     "provider_settings",
+    "remove_breaker_listener",
     "reset_providers",
-    "set_breaker_listener",
     "set_client_wrapper",
     "stream",
 )
@@ -63,7 +64,8 @@ class _Registry:
         self.settings: ProviderSettings | None = None
         self.mock: MockBehaviour | None = None
         self.wrapper: Callable[[ModelClient], ModelClient] | None = None
-        self.breaker_listener: BreakerListener | None = None
+        self.breaker_listeners: list[BreakerListener] = []
+        """Every listener added and not removed (one per actor host of this process)."""
         self.scheduler: scheduler.SchedulerSettings | None = None
         """The scheduler settings the cached clients were built with."""
         self.clients: dict[ModelProvider, ModelClient] = {}
@@ -99,7 +101,7 @@ def reset_providers() -> None:
         _registry.settings = None
         _registry.mock = None
         _registry.wrapper = None
-        _registry.breaker_listener = None
+        _registry.breaker_listeners.clear()
         _registry.retire_clients()
         scheduler.set_scheduler(None)
 
@@ -159,15 +161,24 @@ def set_client_wrapper(wrapper: Callable[[ModelClient], ModelClient] | None) -> 
         _registry.retire_clients()
 
 
-def set_breaker_listener(listener: BreakerListener | None) -> None:
-    """Be told of every circuit breaker state change of this process; None stops it.
+def add_breaker_listener(listener: BreakerListener) -> None:
+    """Be told of every provider circuit breaker state change of this process.
 
-    The listener runs in the task of the call that changed the state (inside its
-    GenAI span), as `listener(provider, model, old_state, new_state)`. It is not
-    called when the scheduler settings say `enable_observability=False`.
+    Listeners are a list, not one slot: two actor hosts in one process (`nons up`
+    with two networks, the embedded runtime) each add theirs, and one host stopping
+    removes only its own. A listener runs in the task of the call that changed the
+    state (inside its GenAI span), as `listener(provider, model, old_state,
+    new_state)`; not at all when the scheduler says `enable_observability=False`.
     """
     with _registry.lock:
-        _registry.breaker_listener = listener
+        _registry.breaker_listeners.append(listener)
+
+
+def remove_breaker_listener(listener: BreakerListener) -> None:
+    """Stop telling `listener` (a no-op if it was not added)."""
+    with _registry.lock:
+        if listener in _registry.breaker_listeners:
+            _registry.breaker_listeners.remove(listener)
 
 
 async def aclose_clients() -> None:
@@ -232,8 +243,9 @@ def _with_resilience(
 def _notify_breaker_listener(
     provider: str, model: str, old: BreakerState, new: BreakerState
 ) -> None:
-    listener = _registry.breaker_listener
-    if listener is not None:
+    with _registry.lock:
+        listeners = list(_registry.breaker_listeners)
+    for listener in listeners:
         listener(provider, model, old, new)
 
 

@@ -11,12 +11,12 @@ from examples.aggregators import answer_lengths, count_answers, longest_answer
 from nons import Node, NoN
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.errors import OperatorValidationError
 from nons.core.types import ModelProvider
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -22,11 +22,11 @@ import pytest
 
 from nons import Node, NoN, operator
 from nons.actors.host import ActorHost
+from nons.coordinator.service import Coordinator
 from nons.core.types import ModelProvider
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 from nons.runtime.messages import EXECUTION_ID_HEADER, FINGERPRINT_HEADER
 from nons.runtime.server import EmbeddedServer
 from tests.support.wait import wait_until

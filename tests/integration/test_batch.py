@@ -13,13 +13,13 @@ import pytest
 from nons import Node, NoN, operator
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.errors import OperatorError
 from nons.core.types import ModelProvider
 from nons.providers import registry
 from nons.providers.mock import MockBehaviour
 from nons.providers.settings import ProviderSettings
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator

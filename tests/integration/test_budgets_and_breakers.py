@@ -9,6 +9,7 @@ import pytest
 
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import (
@@ -22,7 +23,6 @@ from nons.core.types import (
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 from tests.support import flaky_ops
 from tests.support.fake_anthropic import DEFAULT_TEXT, FakeAnthropic, error_response
 from tests.support.wait import wait_until

@@ -20,7 +20,7 @@ import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from nons._cli_discovery import discover
+from nons.cli._discovery import discover
 from nons.core.types import ModelProvider
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
@@ -271,7 +271,7 @@ async def test_quickstart_runs_with_each_process_on_its_own_user(
     from examples.quickstart import network
     from nons.actors.host import ActorHost
     from nons.client import Client
-    from nons.runtime.coordinator import Coordinator
+    from nons.coordinator.service import Coordinator
 
     caplog.set_level("DEBUG", logger="nons")
     coordinator_session = await _connect(deploy_server.url("coordinator"))

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from nons._cli_discovery import discover, print_services
 from nons.actors.host import ActorHost
+from nons.cli._discovery import discover, print_services
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 from tests.support.flaky_ops import fail_if
 
 if TYPE_CHECKING:

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import ErrorPolicy, LayerConfig, NetworkConfig
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 from tests.support.flaky_ops import fail_if, slow
 
 if TYPE_CHECKING:

@@ -10,11 +10,12 @@ import pytest
 
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.budget import PricingDefaults
+from nons.coordinator.service import Coordinator, CoordinatorSettings
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import ErrorPolicy, LayerConfig, ModelConfig, ModelProvider
-from nons.runtime.coordinator import Coordinator
-from nons.runtime.model_stats import get_model_stats, reset_model_stats
+from nons.coordinator.model_stats import get_model_stats, reset_model_stats
 from tests.support import flaky_ops, routing_ops
 from tests.support.wait import wait_until
 
@@ -77,7 +78,9 @@ async def test_the_selectors_choice_reaches_the_operator(nc: Nats) -> None:
 async def test_the_adaptive_selector_follows_complexity_and_budget(nc: Nats) -> None:
     net = net_of(Node("echo_model", model_selector=f"{SUPPORT}:adaptive"))
     long = "x" * 300
-    async with ActorHost(nc, [net]), Coordinator(nc, [net]):
+    # The actors run the mock: the coordinator is told so (it holds no credentials).
+    mock_pricing = CoordinatorSettings(pricing=PricingDefaults(provider=ModelProvider.MOCK))
+    async with ActorHost(nc, [net]), Coordinator(nc, [net], mock_pricing):
         client = Client(nc)
         outputs = [
             (await client.execute(net.name, text, budget_usd=budget)).output

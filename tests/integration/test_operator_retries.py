@@ -10,11 +10,11 @@ import pytest
 import nons
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.errors import RetryableError
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import ErrorPolicy, LayerConfig
-from nons.runtime.coordinator import Coordinator
 from tests.support import flaky_ops
 
 if TYPE_CHECKING:

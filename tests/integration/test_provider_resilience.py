@@ -13,8 +13,8 @@ import pytest
 
 from nons import LayerConfig, Node, NoN
 from nons.actors.host import ActorHost
+from nons.coordinator.service import Coordinator
 from nons.core.errors import CircuitOpenError, ProviderOverloadedError
-from nons.core.scheduler import configure_scheduler
 from nons.core.types import (
     CircuitBreakerConfig,
     ErrorPolicy,
@@ -28,8 +28,8 @@ from nons.providers.base import CompletionRequest
 from nons.providers.breaker import BreakerClient, BreakerState
 from nons.providers.limits import RateLimitedClient
 from nons.providers.settings import ProviderSettings
+from nons.resilience.settings import configure_scheduler
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 from tests.support.fake_anthropic import FakeAnthropic, error_response
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ async def test_registry_breaker_fails_fast_without_reaching_the_server(
         circuit_breaker=CircuitBreakerConfig(failure_threshold=5, recovery_timeout_s=600)
     )
     changes: list[tuple[str, str, BreakerState, BreakerState]] = []
-    registry.set_breaker_listener(lambda *change: changes.append(change))
+    registry.add_breaker_listener(lambda *change: changes.append(change))
     fake.enqueue(*(error_response(529, message="Overloaded") for _ in range(5)))
     for _ in range(5):
         with pytest.raises(ProviderOverloadedError):

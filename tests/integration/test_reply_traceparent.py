@@ -17,11 +17,11 @@ import pytest
 
 from nons import Node, NoN
 from nons.actors.host import ActorHost
+from nons.coordinator.service import Coordinator
 from nons.core.types import ModelProvider
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 from tests.support.spans import capturing_provider
 
 if TYPE_CHECKING:

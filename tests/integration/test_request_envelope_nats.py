@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nons.actors.host import ActorHost
+from nons.coordinator.service import Coordinator
 from nons.core.names import exec_subject
 from nons.core.network import NoN
 from nons.core.node import Node
-from nons.runtime.coordinator import Coordinator
 from tests.support.flaky_ops import fail_if
 
 if TYPE_CHECKING:

@@ -10,11 +10,11 @@ import pytest
 
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.router import Router
 from nons.core.types import ModelConfig, ModelProvider
-from nons.runtime.coordinator import Coordinator
 from tests.support import routing_ops
 from tests.support.wait import wait_until
 

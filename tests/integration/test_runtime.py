@@ -12,15 +12,15 @@ import nats.errors
 import pytest
 
 from nons import LayerConfig, Node, NoN, operator
-from nons._cli_discovery import discover
 from nons.actors.host import ActorHost
+from nons.cli._discovery import discover
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.errors import SpecMismatchError
 from nons.core.types import ErrorPolicy, ModelProvider
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 from nons.runtime.server import EmbeddedServer
 from tests.support.wait import wait_until
 

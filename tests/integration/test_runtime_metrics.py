@@ -7,11 +7,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import ModelConfig, ModelProvider
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 
 
 def points(reader: InMemoryMetricReader) -> dict[str, float]:

@@ -9,13 +9,13 @@ from opentelemetry import trace
 
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import ModelConfig, ModelProvider
 from nons.observability.genai import install_genai_tracing
 from nons.providers import registry
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 from tests.support.spans import capturing_provider, span_tree
 from tests.support.wait import wait_until
 

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import ModelConfig, ModelProvider, NetworkConfig
-from nons.runtime.coordinator import Coordinator
 from nons.runtime.messages import DEPTH_HEADER, decode_exec_reply
 from tests.support import routing_ops
 from tests.support.spans import capturing_provider, span_tree

@@ -9,12 +9,12 @@ import msgspec
 
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.names import node_subject
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.results import NodeResult
 from nons.core.types import ErrorPolicy, LayerConfig
-from nons.runtime.coordinator import Coordinator
 from nons.runtime.messages import NodeCall, encode
 from tests.support.flaky_ops import slow
 from tests.support.spans import capturing_provider

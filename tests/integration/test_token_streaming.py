@@ -13,13 +13,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from nons import Node, NoN
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.names import events_filter
 from nons.core.types import CacheConfig, ModelConfig, ModelProvider, NetworkConfig
 from nons.observability.events import NodeDelta, decode_event
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 from tests.support.fake_anthropic import FakeAnthropic, message_response
 from tests.support.wait import wait_until
 

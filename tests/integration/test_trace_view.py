@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import ModelConfig, ModelProvider
 from nons.observability.trace_view import render_trace
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 from nons.runtime.event_store import read_execution_events
 
 MOCK = ModelConfig(provider=ModelProvider.MOCK)

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 from nons.actors.host import ActorHost
 from nons.client import Client
+from nons.coordinator.service import Coordinator
 from nons.core.errors import ProviderOverloadedError
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import ModelConfig, ModelProvider
 from nons.operators.registry import operator
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.coordinator import Coordinator
 from nons.runtime.event_store import read_execution_events
 from tests.support.wait import wait_until
 

@@ -15,13 +15,13 @@ from nons.core.errors import (
     ProviderRateLimitedError,
     ProviderUnavailableError,
 )
-from nons.core.scheduler import configure_scheduler
 from nons.core.types import CircuitBreakerConfig, CostInfo, ModelConfig, ModelProvider, TokenUsage
 from nons.providers import registry
 from nons.providers.base import Completion, CompletionRequest
 from nons.providers.breaker import BreakerClient, BreakerState, CircuitBreaker, counts_as_failure
 from nons.providers.mock import MockBehaviour
 from nons.providers.settings import ProviderSettings
+from nons.resilience.settings import configure_scheduler
 from tests.support.wait import wait_until
 
 Change = tuple[str, str, BreakerState, BreakerState]
@@ -279,7 +279,7 @@ async def test_registry_clients_have_breakers_and_report_changes() -> None:
             mock=MockBehaviour(failure_rate=1.0, fail_with="provider_overloaded"),
         )
         configure_scheduler(circuit_breaker=CircuitBreakerConfig(failure_threshold=2))
-        registry.set_breaker_listener(lambda *change: changes.append(change))
+        registry.add_breaker_listener(lambda *change: changes.append(change))
         mock_request = CompletionRequest(
             prompt="hi", config=ModelConfig(provider=ModelProvider.MOCK)
         )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nons import cli
-from nons._cli_batch import BatchProgress, count_lines, item_line
+from nons.cli._batch import BatchProgress, count_lines, item_line
 from nons.client.batch import IndexedResult
 from nons.core.errors import ConfigurationError
 from nons.core.results import ErrorInfo, ExecutionMetadata

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nons import cli
-from nons._cli_common import EXIT_USAGE, describe_provider, parse_input
+from nons.cli._common import EXIT_USAGE, describe_provider, parse_input, read_input
 from nons.providers.settings import ProviderSettings
 
 if TYPE_CHECKING:
@@ -121,9 +121,9 @@ def test_input_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_input("hello world") == "hello world"
     assert parse_input("{bad json") == "{bad json"
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"input": "x"}\n'))
-    assert cli._read_input("-") == {"input": "x"}
+    assert read_input("-") == {"input": "x"}
     monkeypatch.setattr(sys, "stdin", io.StringIO("plain text\n"))
-    assert cli._read_input("-") == "plain text"
+    assert read_input("-") == "plain text"
 
 
 def test_provider_description_says_mock_plainly() -> None:
@@ -144,7 +144,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_prompt_capture_follows_the_genai_variable() -> None:
-    from nons._cli_common import capture_content
+    from nons.cli._common import capture_content
 
     assert capture_content({}) is False
     assert capture_content({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}) is True

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from nons import cli
+from nons.cli._loading import load_networks
 from nons.runtime.connection import URL_ENV_VAR, ConnectionSettings
-from nons.runtime.loading import load_networks
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -164,7 +164,11 @@ def test_runtime_services_send_spans_to_jaeger(services: dict[str, Any], role: s
     assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
     assert environment["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
     assert environment["OTEL_SERVICE_NAME"] == f"nons-{role}"
-    assert environment["ANTHROPIC_API_KEY"] == "${ANTHROPIC_API_KEY:-}"
+
+
+def test_only_actors_get_the_api_key(services: dict[str, Any]) -> None:
+    assert services["actor"]["environment"]["ANTHROPIC_API_KEY"] == "${ANTHROPIC_API_KEY:-}"
+    assert "ANTHROPIC_API_KEY" not in services["coordinator"]["environment"]
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -277,13 +281,16 @@ def test_secrets_come_from_secret_key_refs_never_literals(
     pod = find(manifests, "Deployment", f"nons-{role}")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     env = {e["name"]: e for e in container["env"]}
-    api_key = env["ANTHROPIC_API_KEY"]
-    assert "value" not in api_key
-    assert api_key["valueFrom"]["secretKeyRef"] == {
-        "name": SECRET,
-        "key": "ANTHROPIC_API_KEY",
-        "optional": True,
-    }
+    if role == "coordinator":
+        assert "ANTHROPIC_API_KEY" not in env  # only actors call models
+    else:
+        api_key = env["ANTHROPIC_API_KEY"]
+        assert "value" not in api_key
+        assert api_key["valueFrom"]["secretKeyRef"] == {
+            "name": SECRET,
+            "key": "ANTHROPIC_API_KEY",
+            "optional": True,
+        }
     for name, entry in env.items():
         if "PASSWORD" in name or "KEY" in name:
             assert "value" not in entry, f"{name} must come from the Secret"

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nons import NoN
+from nons.cli._loading import load_networks, load_targets
 from nons.core.errors import ConfigurationError, SpecError
-from nons.runtime.loading import load_networks, load_targets
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -8,9 +8,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from nons.core import scheduler
 from nons.core.errors import ConfigurationError
-from nons.core.scheduler import (
+from nons.core.types import ModelProvider
+from nons.providers import registry
+from nons.providers.breaker import BreakerClient
+from nons.providers.limits import RateLimitedClient
+from nons.providers.settings import ProviderSettings
+from nons.resilience import settings as scheduler
+from nons.resilience.settings import (
     BackoffStrategy,
     CircuitBreakerConfig,
     QueueStrategy,
@@ -21,11 +26,6 @@ from nons.core.scheduler import (
     start_scheduler,
     stop_scheduler,
 )
-from nons.core.types import ModelProvider
-from nons.providers import registry
-from nons.providers.breaker import BreakerClient
-from nons.providers.limits import RateLimitedClient
-from nons.providers.settings import ProviderSettings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

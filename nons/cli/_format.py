@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from nons.observability.events import (
+from nons.core.events import (
     ExecutionCompleted,
     ExecutionFailed,
     ExecutionStarted,
@@ -22,8 +22,8 @@ from nons.observability.events import (
 from nons.runtime.messages import ExecReply
 
 if TYPE_CHECKING:
+    from nons.core.events import Event
     from nons.core.results import ErrorInfo, ExecutionResult
-    from nons.observability.events import Event
 
 __all__ = ("describe_event", "event_line", "format_output", "reply_json", "summary")
 

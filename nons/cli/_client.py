@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from nons._cli_common import (
+from nons.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
@@ -25,14 +25,14 @@ from nons._cli_common import (
     stop_event,
     telemetry,
 )
-from nons._cli_discovery import discover, print_services
-from nons._cli_format import describe_event, event_line, format_output, reply_json, summary
+from nons.cli._discovery import discover, print_services
+from nons.cli._format import describe_event, event_line, format_output, reply_json, summary
+from nons.cli._loading import load_targets
+from nons.client import Client
+from nons.client.local import LocalRuntime
 from nons.core.errors import ConfigurationError, NetworkUnavailableError, NodeTimeoutError
+from nons.core.events import NodeDelta, decode_event
 from nons.core.names import events_filter
-from nons.observability.events import NodeDelta, decode_event
-from nons.runtime.client import Client
-from nons.runtime.loading import load_targets
-from nons.runtime.local import LocalRuntime
 from nons.runtime.server import EmbeddedServer
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from nats.aio.msg import Msg
 
-    from nons._cli_common import CliContext
+    from nons.cli._common import CliContext
     from nons.core.network import NoN
     from nons.core.results import ExecutionResult
 

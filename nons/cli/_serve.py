@@ -11,21 +11,21 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from nons._cli_common import EXIT_FAILED, EXIT_OK, connect, describe_provider, emit, stop_event
-from nons._cli_common import telemetry as process_telemetry
 from nons.actors.host import ActorHost, ActorSettings
+from nons.cli._common import EXIT_FAILED, EXIT_OK, connect, describe_provider, emit, stop_event
+from nons.cli._common import telemetry as process_telemetry
+from nons.cli._loading import load_targets
+from nons.coordinator.service import Coordinator, CoordinatorSettings
 from nons.core.errors import ConfigurationError
 from nons.core.names import EVENTS_PREFIX, exec_subject
 from nons.core.node import Node
 from nons.runtime.connection import redact_url
-from nons.runtime.coordinator import Coordinator, CoordinatorSettings
-from nons.runtime.loading import load_targets
 from nons.runtime.server import EmbeddedServer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from nons._cli_common import CliContext
+    from nons.cli._common import CliContext
     from nons.core.network import NoN
 
 __all__ = ("run_actor", "run_coordinator", "run_server", "run_up")
@@ -62,7 +62,9 @@ async def run_up(
                 networks,
                 url,
                 label="up",
-                coordinator=CoordinatorSettings(events=events),
+                coordinator=CoordinatorSettings(
+                    events=events, pricing=context.pricing(runs_actors=True)
+                ),
                 actors=ActorSettings(concurrency=concurrency),
                 banner=banner,
             )
@@ -80,7 +82,7 @@ async def run_coordinator(context: CliContext, targets: Sequence[str]) -> int:
             networks,
             context.url_or_default,
             label="coordinator",
-            coordinator=CoordinatorSettings(),
+            coordinator=CoordinatorSettings(pricing=context.pricing(runs_actors=False)),
             banner=lambda: _print_subjects(networks),
         )
 

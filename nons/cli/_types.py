@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from typing import TypeAlias
 
-__all__ = ("finite_float", "non_negative_float", "port", "positive_float", "positive_int")
+__all__ = (
+    "Subparsers",
+    "add_concurrency",
+    "add_targets",
+    "finite_float",
+    "non_negative_float",
+    "port",
+    "positive_float",
+    "positive_int",
+)
+
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What `ArgumentParser.add_subparsers()` returns: where each command registers."""
 
 
 def positive_int(text: str) -> int:
@@ -54,3 +68,24 @@ def finite_float(text: str) -> float:
     if value != value or value in (float("inf"), float("-inf")):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def add_targets(parser: argparse.ArgumentParser) -> None:
+    """The `TARGET...` argument of the serving commands."""
+    parser.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="MODULE:ATTRIBUTE (a NoN, a list of them or a factory) or a .json/.yaml spec file",
+    )
+
+
+def add_concurrency(parser: argparse.ArgumentParser) -> None:
+    """`--concurrency N` of the commands that host actors."""
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="calls of one node running at once in this process (default 64)",
+    )

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from nons._cli_common import emit
+from nons.cli._common import emit
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
