@@ -134,6 +134,7 @@ def telemetry(context: CliContext, service_name: str, *, actors: bool) -> Iterat
     set_scheduler(context.scheduler)
     installed = configure_telemetry(service_name, context.telemetry_environ)
     if actors:
+        from nons.observability.autoconfigure import capture_content
         from nons.observability.genai import install_genai_tracing
 
         install_genai_tracing(capture_content=capture_content(context.telemetry_environ))
@@ -141,15 +142,6 @@ def telemetry(context: CliContext, service_name: str, *, actors: bool) -> Iterat
         yield installed
     finally:
         installed.shutdown()
-
-
-CAPTURE_CONTENT_VAR = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-"""The OpenTelemetry GenAI switch for recording prompts and outputs on LLM spans."""
-
-
-def capture_content(environ: Mapping[str, str]) -> bool:
-    """Whether prompts and outputs go on LLM spans (off unless the GenAI variable says true)."""
-    return environ.get(CAPTURE_CONTENT_VAR, "").strip().lower() in ("1", "true", "yes")
 
 
 def describe_provider(settings: ProviderSettings) -> str:

@@ -25,6 +25,7 @@ from nons.actors.host import ActorHost, ActorSettings
 from nons.client._client import Client
 from nons.client.batch import run_batch, stream_results
 from nons.coordinator.service import Coordinator, CoordinatorSettings
+from nons.observability.autoconfigure import ensure_telemetry
 from nons.runtime.connection import URL_ENV_VAR, ConnectionSettings, connect_nats
 from nons.runtime.server import EmbeddedServer
 
@@ -165,6 +166,9 @@ async def default_executor() -> NetworkExecutor:
     # The library edge: forward() without a client reads its configuration here, once.
     url = os.environ.get(URL_ENV_VAR, "").strip()
     if url:
+        # The embedded runtime's coordinator and actors install telemetry as they start;
+        # a client of a deployment has neither, so the library edge does it here.
+        ensure_telemetry()
         nc = await connect_nats(ConnectionSettings(url=url, name="nons-client"))
         executor = Client(nc, owns_connection=True)
     else:

@@ -25,7 +25,7 @@ from nons.observability.setup import configure_telemetry
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ("CAPTURE_CONTENT_VAR", "DEFAULT_SERVICE_NAME", "ensure_telemetry")
+__all__ = ("CAPTURE_CONTENT_VAR", "DEFAULT_SERVICE_NAME", "capture_content", "ensure_telemetry")
 
 DEFAULT_SERVICE_NAME = "nons"
 """`service.name` of a program's telemetry unless `OTEL_SERVICE_NAME` names it."""
@@ -75,9 +75,10 @@ def ensure_telemetry(environ: Mapping[str, str] | None = None) -> None:
             if telemetry.tracer_provider is not None:
                 from nons.observability.genai import install_genai_tracing
 
-                install_genai_tracing(capture_content=_capture_content(variables))
+                install_genai_tracing(capture_content=capture_content(variables))
         _done = True
 
 
-def _capture_content(environ: Mapping[str, str]) -> bool:
+def capture_content(environ: Mapping[str, str]) -> bool:
+    """Whether prompts and outputs go on LLM spans (off unless the GenAI variable says true)."""
     return environ.get(CAPTURE_CONTENT_VAR, "").strip().lower() in ("1", "true", "yes")

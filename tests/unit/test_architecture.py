@@ -223,3 +223,28 @@ def test_documented_import_paths_exist() -> None:
         "majority",
         "select_by_id",
     } <= set(list_operators())
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("nons.core.scheduler", "configure_scheduler"),
+        ("nons.core.network", "NetworkExecutor"),
+        ("nons.observability.events", "NodeCompleted"),
+        ("nons.runtime.model_stats", "adaptive_selector"),
+        ("nons.runtime.client", "Client"),
+        ("nons.runtime.coordinator", "Coordinator"),
+        ("nons.runtime.local", "LocalRuntime"),
+        ("nons.runtime.batch", "IndexedResult"),
+        ("nons.runtime.budget", "worst_case_cost"),
+        ("nons.runtime.policies", "should_retry"),
+        ("nons.runtime.loading", "load_targets"),
+        ("nons.providers.breaker", "CircuitBreaker"),
+    ],
+)
+def test_old_import_paths_still_work(path: str, name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(path)
+    assert name in module.__all__
+    assert getattr(module, name) is not None

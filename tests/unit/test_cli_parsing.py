@@ -144,7 +144,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_prompt_capture_follows_the_genai_variable() -> None:
-    from nons.cli._common import capture_content
+    from nons.observability.autoconfigure import capture_content
 
     assert capture_content({}) is False
     assert capture_content({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}) is True
