@@ -32,9 +32,9 @@ if __package__ in (None, ""):  # run as a script: make `examples` importable
 
 from examples._report import MOCK_NOTICE
 from nons import ExecutionError, ModelConfig, ModelProvider, NetworkConfig, Node, NoN
+from nons.coordinator.budget import worst_case_cost
 from nons.observability.events import CostAlert, NodeRerouted
 from nons.providers.settings import ANTHROPIC_API_KEY_VAR
-from nons.coordinator.budget import worst_case_cost
 
 if TYPE_CHECKING:
     from nons.observability.events import Event
