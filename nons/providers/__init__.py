@@ -7,7 +7,7 @@ client of that provider is first created (`nons.providers.registry`), or when
 
 from __future__ import annotations
 
-from nons.providers.base import Completion, CompletionRequest, ModelClient
+from nons.providers.base import Completion, CompletionRequest, ModelClient, OutputSchema
 from nons.providers.mock import MOCK_MARKER, MOCK_MODEL, MockBehaviour, MockClient
 from nons.providers.pricing import ModelPrice, cost_for, price_for
 from nons.providers.registry import (
@@ -32,6 +32,7 @@ __all__ = (
     "MockClient",
     "ModelClient",
     "ModelPrice",
+    "OutputSchema",
     "ProviderSettings",
     "aclose_clients",
     "complete",

@@ -18,11 +18,20 @@ longer has those parameters. So `ModelConfig.temperature` and `top_p` are not se
 to Anthropic. `ModelConfig.extra_params` pass through: keys `messages.create` knows
 (`metadata`, `thinking`, `output_config`, `extra_headers`...) as arguments, any
 other key into the JSON body (`extra_body`), for proxies or older API versions.
+
+Structured output: a request with an `output_schema` carries one tool whose
+`input_schema` is that schema, and `tool_choice` forcing the model to call it, so
+the answer always has the shape; the tool call's input becomes `Completion.data`
+(and its JSON the text). With extended thinking on (`extra_params["thinking"]`),
+which the API does not allow with a forced tool, the choice is left to the model.
+`tools` or `tool_choice` in `extra_params` replace ours.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import anthropic
@@ -46,6 +55,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from anthropic.types import Message
+
+    from nons.providers.base import OutputSchema
 
 __all__ = ("DEFAULT_ANTHROPIC_BASE_URL", "AnthropicClient")
 
@@ -138,7 +149,7 @@ class AnthropicClient:
             message = await self._client.messages.create(**kwargs)
         except anthropic.AnthropicError as exc:
             raise self._map_error(exc) from exc
-        return self._completion(model, message)
+        return self._completion(model, message, request)
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[str | Completion]:
         """Yield text deltas as they arrive, then the final `Completion`.
@@ -154,7 +165,7 @@ class AnthropicClient:
                 message = await events.get_final_message()
         except anthropic.AnthropicError as exc:
             raise self._map_error(exc) from exc
-        yield self._completion(model, message)
+        yield self._completion(model, message, request)
 
     async def aclose(self) -> None:
         """Close the SDK's HTTP connections."""
@@ -177,6 +188,8 @@ class AnthropicClient:
             kwargs["stop_sequences"] = list(config.stop)
         if config.timeout_seconds is not None:
             kwargs["timeout"] = config.timeout_seconds
+        if request.output_schema is not None:
+            kwargs.update(_tool_arguments(request.output_schema, config.extra_params))
         extra_body: dict[str, Any] = {}
         for key, value in config.extra_params.items():
             if key == "extra_body" and isinstance(value, dict):
@@ -189,7 +202,7 @@ class AnthropicClient:
             kwargs["extra_body"] = extra_body
         return model, kwargs
 
-    def _completion(self, model: str, message: Message) -> Completion:
+    def _completion(self, model: str, message: Message, request: CompletionRequest) -> Completion:
         usage = message.usage
         tokens = TokenUsage(
             prompt_tokens=usage.input_tokens or 0,
@@ -198,6 +211,9 @@ class AnthropicClient:
             cache_creation_tokens=usage.cache_creation_input_tokens or 0,
         )
         text = "".join(block.text for block in message.content if block.type == "text")
+        data = _tool_input(message, request.output_schema)
+        if data is not None and not text.strip():
+            text = json.dumps(data, ensure_ascii=False)
         return Completion(
             text=text,
             provider=_PROVIDER,
@@ -207,6 +223,7 @@ class AnthropicClient:
             cost=cost_for(_PROVIDER, message.model or model, tokens),
             finish_reason=message.stop_reason,
             response_id=message.id,
+            data=data,
         )
 
     def _map_error(self, exc: anthropic.AnthropicError) -> ProviderError:
@@ -216,6 +233,29 @@ class AnthropicClient:
             # Never let a key reach a log or the wire, even if the API echoed it.
             error = type(error)(error.message.replace(key, "***"), details=error.details)
         return error
+
+
+def _tool_arguments(
+    output_schema: OutputSchema, extra_params: Mapping[str, object]
+) -> dict[str, Any]:
+    tool = {
+        "name": output_schema.name,
+        "description": output_schema.description or f"Record the {output_schema.name} answer.",
+        "input_schema": output_schema.schema,
+    }
+    thinking = extra_params.get("thinking")
+    thinks = isinstance(thinking, Mapping) and thinking.get("type") in ("enabled", "adaptive")
+    choice = {"type": "auto"} if thinks else {"type": "tool", "name": output_schema.name}
+    return {"tools": [tool], "tool_choice": choice}
+
+
+def _tool_input(message: Message, output_schema: OutputSchema | None) -> dict[str, object] | None:
+    if output_schema is None:
+        return None
+    for block in message.content:
+        if block.type == "tool_use" and block.name == output_schema.name:
+            return dict(block.input)
+    return None
 
 
 def _map_error(exc: anthropic.AnthropicError) -> ProviderError:

@@ -13,7 +13,23 @@ import msgspec
 
 from nons.core.types import CostInfo, ModelConfig, TokenUsage
 
-__all__ = ("Completion", "CompletionRequest", "ModelClient")
+__all__ = ("Completion", "CompletionRequest", "ModelClient", "OutputSchema")
+
+
+class OutputSchema(msgspec.Struct, frozen=True, kw_only=True):
+    """The JSON shape an operator wants back, for providers with structured output.
+
+    Anthropic sends it as one tool the model is forced to call (the tool's input is
+    the answer); OpenAI as a `json_schema` response format. A provider without
+    structured output ignores it, and the operator parses the text leniently.
+    """
+
+    name: str
+    """Name of the shape: letters, digits, `_` and `-` (the tool's or schema's name)."""
+    schema: dict[str, object]
+    """JSON Schema of the answer; an object schema."""
+    description: str = ""
+    """What the answer is, for the model."""
 
 
 class CompletionRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,6 +47,8 @@ class CompletionRequest(msgspec.Struct, frozen=True, kw_only=True):
     """`json` when the operator parses the answer as a JSON object."""
     choices: tuple[str, ...] = ()
     """Allowed answers (classify categories, route names), so the mock can pick one."""
+    output_schema: OutputSchema | None = None
+    """The answer's JSON shape, for structured output (`None`: free text or plain JSON)."""
 
 
 class Completion(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,6 +72,8 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     """True when no real model produced `text`."""
     response_id: str | None = None
     """Provider's id of the response, when it gives one."""
+    data: dict[str, object] | None = None
+    """The structured answer (the forced tool call's input), when the provider gave one."""
 
 
 @runtime_checkable

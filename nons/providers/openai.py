@@ -3,6 +3,12 @@
 Optional: the `openai` package comes with the `nons[openai]` extra, so importing
 this module without it raises a `ConfigurationError` saying how to install it. The
 registry imports the module only when a node asks for the `openai` provider.
+
+Structured output: a request with an `output_schema` asks for a `json_schema`
+response format (not `strict`, which would restrict the schemas it accepts); other
+JSON requests for a `json_object`. A server that ignores the format still answers,
+and the operator parses its text leniently. A `response_format` in `extra_params`
+replaces ours (`{"type": "json_object"}` for a server without `json_schema`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletion
+
+    from nons.providers.base import OutputSchema
 
 __all__ = ("LOCAL_SERVER_API_KEY", "OpenAIClient")
 
@@ -111,7 +119,9 @@ class OpenAIClient:
             kwargs["top_p"] = config.top_p
         if config.stop:
             kwargs["stop"] = list(config.stop)
-        if request.response_format == "json":
+        if request.output_schema is not None:
+            kwargs["response_format"] = _json_schema_format(request.output_schema)
+        elif request.response_format == "json":
             kwargs["response_format"] = {"type": "json_object"}
         if config.timeout_seconds is not None:
             kwargs["timeout"] = config.timeout_seconds
@@ -132,6 +142,17 @@ class OpenAIClient:
         if key and key in error.message:
             error = type(error)(error.message.replace(key, "***"), details=error.details)
         return error
+
+
+def _json_schema_format(output_schema: OutputSchema) -> dict[str, object]:
+    body: dict[str, object] = {
+        "name": output_schema.name,
+        "schema": output_schema.schema,
+        "strict": False,
+    }
+    if output_schema.description:
+        body["description"] = output_schema.description
+    return {"type": "json_schema", "json_schema": body}
 
 
 def _completion(model: str, response: ChatCompletion) -> Completion:

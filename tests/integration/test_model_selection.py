@@ -11,11 +11,11 @@ import pytest
 from nons.actors.host import ActorHost
 from nons.client import Client
 from nons.coordinator.budget import PricingDefaults
+from nons.coordinator.model_stats import get_model_stats, reset_model_stats
 from nons.coordinator.service import Coordinator, CoordinatorSettings
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import ErrorPolicy, LayerConfig, ModelConfig, ModelProvider
-from nons.coordinator.model_stats import get_model_stats, reset_model_stats
 from tests.support import flaky_ops, routing_ops
 from tests.support.wait import wait_until
 

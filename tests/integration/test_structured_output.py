@@ -17,8 +17,8 @@ from nons.core.types import ModelConfig, ModelProvider
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
 from tests.support.fake_anthropic import FakeAnthropic, message_response, tool_use_response
-from tests.support.fake_openai import FakeOpenAI, chat_body
 from tests.support.fake_http import ScriptedResponse
+from tests.support.fake_openai import FakeOpenAI, chat_body
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -241,12 +241,13 @@ async def test_openai_prose_without_an_answer_is_retried_once(fake_openai: FakeO
 
 async def test_the_mock_keeps_answering_offline_without_retries() -> None:
     mock = ModelConfig(provider=ModelProvider.MOCK)
-    for operator, arguments in [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("classify", {"categories": CATEGORIES}),
         ("extract", {"fields": ["name"]}),
         ("validate", {}),
         ("route", {}),
-    ]:
+    ]
+    for operator, arguments in cases:
         result = await Node(operator, mock, **arguments).execute("text")
         assert result.is_mock
         assert result.usage.total_tokens > 0
