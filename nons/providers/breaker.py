@@ -11,16 +11,19 @@ does a wait for the process's own rate limiter (`details["local"]`).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import TYPE_CHECKING
 
-from nons.core.errors import ProviderError
 from nons.core.types import CircuitBreakerConfig
 from nons.providers.base import Completion
 from nons.providers.streaming import aclose_stream, stream_completion
-from nons.resilience.breaker import BreakerListener, BreakerState, CircuitBreaker
+from nons.resilience.breaker import (
+    BreakerListener,
+    BreakerState,
+    CircuitBreaker,
+    counts_as_failure,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -34,19 +37,6 @@ __all__ = (
     "CircuitBreaker",
     "counts_as_failure",
 )
-
-logger = logging.getLogger(__name__)
-
-
-def counts_as_failure(error: BaseException) -> bool:
-    """Whether `error` says the provider is unhealthy (429, 529, 5xx, timeout).
-
-    Errors raised by this process's own rate limiter (`details["local"]`) and
-    non-retryable errors do not count; nor does cancellation (a `BaseException`).
-    """
-    if isinstance(error, ProviderError):
-        return error.retryable and not error.details.get("local", False)
-    return isinstance(error, TimeoutError)
 
 
 class BreakerClient:

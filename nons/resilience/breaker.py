@@ -18,7 +18,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from nons.core.errors import CircuitOpenError, ExecutionError
+from nons.core.errors import CircuitOpenError, ProviderError
 from nons.core.types import CircuitBreakerConfig
 
 if TYPE_CHECKING:
@@ -49,13 +49,16 @@ class BreakerListener(Protocol):
 
 
 def counts_as_failure(error: BaseException) -> bool:
-    """The default health rule: a retryable failure or a timeout says "unhealthy".
+    """The default health rule: a retryable provider failure or a timeout says "unhealthy".
 
-    A failure the caller's own process caused (`details["local"]`, e.g. its rate
-    limiter) and non-retryable errors do not count; nor does cancellation (a
-    `BaseException`).
+    It is the rule breakers have always used (429, 529, 5xx, timeout), kept as the
+    default so that moving the breaker here changed nothing. A failure the caller's
+    own process caused (`details["local"]`, e.g. its rate limiter) and non-retryable
+    errors do not count; nor does cancellation (a `BaseException`). Other retryable
+    errors (an open circuit, an unavailable node) say nothing about the guarded
+    thing's health unless a caller's own `counts` says so.
     """
-    if isinstance(error, ExecutionError):
+    if isinstance(error, ProviderError):
         return error.retryable and not error.details.get("local", False)
     return isinstance(error, TimeoutError)
 

@@ -8,7 +8,7 @@ import pytest
 
 from nons.core.results import ErrorInfo, NodeResult
 from nons.core.types import ErrorPolicy, LayerConfig, ModelConfig
-from nons.runtime.policies import backoff_delay, layer_outcome, next_attempt_model, should_retry
+from nons.resilience.policies import backoff_delay, layer_outcome, next_attempt_model, should_retry
 
 RETRYABLE = ErrorInfo(type="node_timeout", message="slow", retryable=True)
 PERMANENT = ErrorInfo(type="validation_error", message="bad", retryable=False)
