@@ -126,18 +126,16 @@ def telemetry(context: CliContext, service_name: str, *, actors: bool) -> Iterat
     Also configures the model providers from the context, so a process never reads the
     environment a second time.
     """
-    from nons.observability.setup import configure_telemetry
-    from nons.providers.registry import configure_providers
-    from nons.resilience.settings import set_scheduler
+    from nons.client.wiring import wire_process
 
-    configure_providers(context.providers, context.mock)
-    set_scheduler(context.scheduler)
-    installed = configure_telemetry(service_name, context.telemetry_environ)
-    if actors:
-        from nons.observability.autoconfigure import capture_content
-        from nons.observability.genai import install_genai_tracing
-
-        install_genai_tracing(capture_content=capture_content(context.telemetry_environ))
+    installed = wire_process(
+        providers=context.providers,
+        mock=context.mock,
+        limits=context.scheduler,
+        telemetry_environ=context.telemetry_environ,
+        service_name=service_name,
+        runs_nodes=actors,
+    )
     try:
         yield installed
     finally:

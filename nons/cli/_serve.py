@@ -11,6 +11,9 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
+import nats.errors
+import nats.js.errors
+
 from nons.actors.host import ActorHost, ActorSettings
 from nons.cli._common import EXIT_FAILED, EXIT_OK, connect, describe_provider, emit, stop_event
 from nons.cli._common import telemetry as process_telemetry
@@ -19,11 +22,13 @@ from nons.coordinator.service import Coordinator, CoordinatorSettings
 from nons.core.errors import ConfigurationError
 from nons.core.names import EVENTS_PREFIX, exec_subject
 from nons.core.node import Node
-from nons.runtime.connection import redact_url
+from nons.runtime.connection import JetStreamUnavailableError, redact_url
 from nons.runtime.server import EmbeddedServer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from nats.aio.client import Client
 
     from nons.cli._common import CliContext
     from nons.core.network import NoN
@@ -148,6 +153,7 @@ async def _serve(
         async with contextlib.AsyncExitStack() as stack:
             parts: list[str] = []
             if actors is not None:
+                await _require_jetstream_for_caches(nc, networks)
                 host = await stack.enter_async_context(ActorHost(nc, networks, actors))
                 parts.append(f"{len(host.slots)} nodes")
             if coordinator is not None:
@@ -169,6 +175,35 @@ async def _serve(
         await aclose_clients()
     emit(f"nons {label}: stopped")
     return EXIT_OK
+
+
+async def _require_jetstream_for_caches(nc: Client, networks: list[NoN]) -> None:
+    """Say in one line, before serving, that a network's jetstream cache has no JetStream.
+
+    Raises:
+        JetStreamUnavailableError: a network caches in JetStream and the server has none.
+    """
+    cached = sorted(
+        {
+            member.name
+            for network in networks
+            for member in network.networks()
+            if (cache := member.network_config.cache) is not None
+            and cache.enabled
+            and cache.backend == "jetstream"
+        }
+    )
+    if not cached:
+        return
+    try:
+        await nc.jetstream().account_info()
+    except (
+        nats.js.errors.ServiceUnavailableError,
+        nats.errors.NoRespondersError,
+        nats.errors.TimeoutError,
+    ):
+        needed_for = f"the jetstream cache of {', '.join(cached)}"
+        raise JetStreamUnavailableError.at(nc, needed_for) from None
 
 
 def _print_subjects(networks: list[NoN]) -> None:

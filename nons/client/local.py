@@ -24,8 +24,8 @@ import anyio
 from nons.actors.host import ActorHost, ActorSettings
 from nons.client._client import Client
 from nons.client.batch import run_batch, stream_results
+from nons.client.wiring import wire_library
 from nons.coordinator.service import Coordinator, CoordinatorSettings
-from nons.observability.autoconfigure import ensure_telemetry
 from nons.runtime.connection import URL_ENV_VAR, ConnectionSettings, connect_nats
 from nons.runtime.server import EmbeddedServer
 
@@ -163,12 +163,11 @@ async def default_executor() -> NetworkExecutor:
     executor = _runtimes.get(loop)
     if executor is not None:
         return executor
-    # The library edge: forward() without a client reads its configuration here, once.
+    # The library edge: forward() without a client reads its configuration here, once,
+    # and is wired as a `nons` process is (providers, limits, telemetry).
+    wire_library()
     url = os.environ.get(URL_ENV_VAR, "").strip()
     if url:
-        # The embedded runtime's coordinator and actors install telemetry as they start;
-        # a client of a deployment has neither, so the library edge does it here.
-        ensure_telemetry()
         nc = await connect_nats(ConnectionSettings(url=url, name="nons-client"))
         executor = Client(nc, owns_connection=True)
     else:

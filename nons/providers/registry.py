@@ -49,6 +49,7 @@ __all__ = (
     "get_model_client",
     "mock_behaviour",
     "provider_settings",
+    "providers_configured",
     "remove_breaker_listener",
     "reset_providers",
     "set_client_wrapper",
@@ -104,6 +105,12 @@ def reset_providers() -> None:
         _registry.breaker_listeners.clear()
         _registry.retire_clients()
         scheduler.set_scheduler(None)
+
+
+def providers_configured() -> bool:
+    """Whether this process's provider settings are set (configured or read already)."""
+    with _registry.lock:
+        return _registry.settings is not None
 
 
 def provider_settings() -> ProviderSettings:

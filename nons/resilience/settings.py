@@ -45,6 +45,7 @@ __all__ = (
     "SchedulerSettings",
     "configure_scheduler",
     "get_scheduler",
+    "scheduler_configured",
     "set_scheduler",
     "start_scheduler",
     "stop_scheduler",
@@ -197,6 +198,12 @@ def set_scheduler(settings: SchedulerSettings | None) -> None:
     """Install `settings` (from `SchedulerSettings.from_env`, say); None restores the defaults."""
     with _state.lock:
         _state.settings = settings
+
+
+def scheduler_configured() -> bool:
+    """Whether settings were installed (else `get_scheduler` hands out the defaults)."""
+    with _state.lock:
+        return _state.settings is not None
 
 
 def get_scheduler() -> SchedulerSettings:
