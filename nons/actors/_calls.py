@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from nons.core.node import Node
     from nons.runtime.messages import NodeCall
 
-__all__ = ("check_call", "failure", "failure_for", "reply_headers")
+__all__ = ("check_call", "failure_for", "reply_headers")
 
 _CONTEXT_HEADERS = frozenset({"traceparent", "tracestate", EXECUTION_ID_HEADER.lower()})
 
@@ -49,16 +49,6 @@ def check_call(network: NoN, node: Node, subject: str, call: NodeCall) -> None:
         raise InvalidRequestError(
             f"node call for {call.network}.{call.node_id} arrived on {subject}"
         )
-
-
-def failure(node: Node, exc: BaseException) -> NodeResult:
-    """The failed result of a call of `node` that raised `exc`."""
-    return NodeResult(
-        node_id=node.node_id,
-        operator=node.operator_name,
-        status="failed",
-        error=error_info(exc),
-    )
 
 
 def failure_for(result: NodeResult, exc: BaseException) -> NodeResult:

@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from nons.actors._caches import HostCaches
-from nons.actors._calls import check_call, failure, failure_for, reply_headers
+from nons.actors._calls import check_call, failure_for, reply_headers
 from nons.actors._discovery import bound_discovery
 from nons.actors._slots import Slot
 from nons.actors.cache import NodeCache, lookup, served_from_cache, store
@@ -47,6 +47,7 @@ from nons.observability.propagation import (
 )
 from nons.providers.registry import add_breaker_listener, remove_breaker_listener
 from nons.runtime.bus import Bus
+from nons.runtime.failures import failed_result
 from nons.runtime.messages import EXECUTION_ID_HEADER, NodeCall, decode_node_call, encode
 from nons.runtime.tasks import TaskSet
 
@@ -238,7 +239,7 @@ class ActorHost:
                 slot.refused += 1
                 await self._reply(
                     msg,
-                    failure(
+                    failed_result(
                         slot.node,
                         NodeUnavailableError(
                             f"actor for {slot.subject} is saturated ({slot.in_flight} calls)",
@@ -259,7 +260,7 @@ class ActorHost:
         try:
             result, headers = await self._run(slot, msg)
         except Exception as exc:  # the boundary: answer, log, keep serving
-            result, headers = failure(slot.node, exc), reply_headers(msg.headers or {})
+            result, headers = failed_result(slot.node, exc), reply_headers(msg.headers or {})
         finally:
             slot.in_flight -= 1
             self.metrics.in_flight(-1, slot.network.name, slot.node.node_id)
@@ -325,7 +326,7 @@ class ActorHost:
             call = decode_node_call(msg.data)
             check_call(slot.network, slot.node, slot.subject, call)
         except (InvalidRequestError, SpecMismatchError) as exc:
-            return failure(slot.node, exc)
+            return failed_result(slot.node, exc)
         span.set_attribute("nons.execution_id", call.execution_id)
         span.set_attribute("nons.layer_index", call.layer_index)
         span.set_attribute("nons.attempt", call.attempt)
@@ -359,9 +360,9 @@ class ActorHost:
                 )
         except TimeoutError as exc:
             if not deadline.expired():
-                return failure(slot.node, exc)  # a typed timeout from below, not ours
+                return failed_result(slot.node, exc)  # a typed timeout from below, not ours
             # Named by the limit the coordinator said this time is, not "node" always.
-            return failure(
+            return failed_result(
                 slot.node,
                 timeout_error(
                     call.timeout_limit,
@@ -371,7 +372,7 @@ class ActorHost:
                 ),
             )
         except Exception as exc:
-            return failure(slot.node, exc)
+            return failed_result(slot.node, exc)
         finally:
             _CURRENT_CALL.reset(token)
 

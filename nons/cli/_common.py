@@ -84,16 +84,11 @@ class CliContext:
         one: it uses `NONS_DEFAULT_PROVIDER` when set, else Anthropic (the dearer
         guess, so that a budget refuses rather than overspends).
         """
-        from nons.coordinator.budget import PricingDefaults
+        from nons.client.wiring import pricing_of
         from nons.core.types import ModelProvider
 
-        settings = self.providers
         known = runs_actors or self.default_provider_set
-        return PricingDefaults(
-            provider=settings.default_provider if known else ModelProvider.ANTHROPIC,
-            anthropic_model=settings.default_anthropic_model,
-            openai_model=settings.default_openai_model,
-        )
+        return pricing_of(self.providers, provider=None if known else ModelProvider.ANTHROPIC)
 
     @property
     def url_or_default(self) -> str:

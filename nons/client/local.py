@@ -179,14 +179,7 @@ async def default_executor() -> NetworkExecutor:
 
 def _settings() -> CoordinatorSettings:
     """Coordinator settings whose budgets price like this process's actors call."""
-    from nons.coordinator.budget import PricingDefaults
+    from nons.client.wiring import pricing_of
     from nons.providers.registry import provider_settings
 
-    providers = provider_settings()
-    return CoordinatorSettings(
-        pricing=PricingDefaults(
-            provider=providers.default_provider,
-            anthropic_model=providers.default_anthropic_model,
-            openai_model=providers.default_openai_model,
-        )
-    )
+    return CoordinatorSettings(pricing=pricing_of(provider_settings()))

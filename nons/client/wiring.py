@@ -13,6 +13,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from nons.coordinator.budget import PricingDefaults
 from nons.observability.autoconfigure import capture_content, ensure_telemetry
 from nons.observability.genai import install_genai_tracing
 from nons.observability.setup import configure_telemetry
@@ -24,9 +25,26 @@ from nons.resilience import settings as scheduler
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from nons.core.types import ModelProvider
     from nons.observability.setup import Telemetry
 
-__all__ = ("wire_library", "wire_process")
+__all__ = ("pricing_of", "wire_library", "wire_process")
+
+
+def pricing_of(
+    providers: ProviderSettings, *, provider: ModelProvider | None = None
+) -> PricingDefaults:
+    """Budget pricing for nodes that name no provider, from a process's provider settings.
+
+    `provider` overrides the settings' default provider (a lone coordinator that
+    cannot infer its actors' provider from a key it does not hold).
+    """
+    return PricingDefaults(
+        provider=provider or providers.default_provider,
+        anthropic_model=providers.default_anthropic_model,
+        openai_model=providers.default_openai_model,
+    )
+
 
 _library_lock = threading.Lock()
 _library_wired = False

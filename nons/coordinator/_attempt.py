@@ -26,12 +26,11 @@ from nons.core.errors import (
     PayloadTooLargeError,
 )
 from nons.core.events import CircuitChanged
-from nons.core.layer import Layer, LayerMember, NetworkNode
+from nons.core.layer import Layer, NetworkNode
 from nons.core.names import exec_subject, node_subject
-from nons.core.results import ErrorInfo, NodeResult
 from nons.observability.propagation import inject_headers
 from nons.runtime.bus import NoResponders, ReplyTimeout
-from nons.runtime.failures import error_info
+from nons.runtime.failures import error_info, failed_result
 from nons.runtime.messages import EXECUTION_ID_HEADER, NodeCall, decode_node_reply, encode
 
 if TYPE_CHECKING:
@@ -41,12 +40,13 @@ if TYPE_CHECKING:
     from nons.coordinator.routing import Routes
     from nons.core.network import NoN
     from nons.core.node import Node
+    from nons.core.results import ErrorInfo, NodeResult
     from nons.core.types import ModelConfig
     from nons.resilience.breaker import CircuitBreaker
     from nons.runtime.bus import Bus
     from nons.runtime.event_emitter import EventEmitter
 
-__all__ = ("Attempts", "LayerContext", "Payload", "failed_result")
+__all__ = ("Attempts", "LayerContext", "Payload")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +85,6 @@ class LayerContext:
     """Cheaper models the budget moved nodes to, by node id."""
     stopped_by: ErrorInfo | None = None
     """The failure that cancelled the layer under a stopping policy (None: not cancelled)."""
-
-
-def failed_result(node: LayerMember, exc: BaseException) -> NodeResult:
-    """The failed result of `node` for `exc`, through the one converter."""
-    return NodeResult(
-        node_id=node.node_id, operator=node.operator_name, status="failed", error=error_info(exc)
-    )
 
 
 class Attempts:

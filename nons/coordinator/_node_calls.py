@@ -16,7 +16,6 @@ import anyio
 import msgspec
 from opentelemetry import trace
 
-from nons.coordinator._attempt import failed_result
 from nons.coordinator.model_stats import (
     SelectionContext,
     get_model_stats,
@@ -37,6 +36,7 @@ from nons.core.results import ErrorInfo, NodeResult
 from nons.core.router import ROUTER_OPERATOR, RouteChoice, Router
 from nons.core.types import ErrorPolicy, ModelConfig
 from nons.resilience.policies import backoff_delay, next_attempt_model, should_retry
+from nons.runtime.failures import failed_result
 
 if TYPE_CHECKING:
     from nons.coordinator._attempt import LayerContext, Payload

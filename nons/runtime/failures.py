@@ -7,14 +7,18 @@ that whatever went wrong reaches the caller as a typed, secret-free error.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from nons.core.errors import ExecutionError, InternalError, NonsError
-from nons.core.results import ErrorInfo
+from nons.core.results import ErrorInfo, NodeResult
 
-__all__ = ("error_info", "raise_error")
+__all__ = ("error_info", "failed_result", "raise_error")
 
 _MAX_MESSAGE = 2000
 """Longest error message sent on the wire; longer ones are cut."""
+
+if TYPE_CHECKING:
+    from nons.core.layer import LayerMember
 
 logger = logging.getLogger("nons.runtime")
 
@@ -51,3 +55,13 @@ def raise_error(info: ErrorInfo) -> None:
         ExecutionError: always, the subclass named by `info.type`.
     """
     raise info.to_exception()
+
+
+def failed_result(member: LayerMember, exc: BaseException) -> NodeResult:
+    """The failed result of a call of `member` that raised `exc` (actor and coordinator)."""
+    return NodeResult(
+        node_id=member.node_id,
+        operator=member.operator_name,
+        status="failed",
+        error=error_info(exc),
+    )

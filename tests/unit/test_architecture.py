@@ -52,7 +52,7 @@ operators; operators use core's errors and types); no module cycle comes of it.
 
 NARROW_EDGES: dict[tuple[str, str], set[str]] = {
     ("coordinator", "providers"): {"nons.providers.pricing"},
-    ("client", "coordinator"): {"nons.client.local"},
+    ("client", "coordinator"): {"nons.client.local", "nons.client.wiring"},
     ("client", "actors"): {"nons.client.local"},
     ("client", "providers"): {"nons.client.local", "nons.client.wiring"},
     ("nons", "cli"): {"nons.__main__"},
