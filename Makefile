@@ -9,7 +9,7 @@ STAMP := $(VENV)/.nons-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install test demo lint bench postgres
+.PHONY: install test test-slow demo lint bench postgres
 
 install:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ postgres:
 		echo "note: PostgreSQL is not installed; the postgres sink tests will be skipped"; \
 	fi
 
+# `make test` leaves out the scenarios marked slow (half a minute each, mostly waiting);
+# `make test-slow` runs them, and CI runs both (.ci/run).
 test: $(STAMP) postgres
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py

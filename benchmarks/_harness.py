@@ -171,6 +171,7 @@ class Bench:
         actors: int = 1,
         latency_s: float = 0.0,
         events: bool = True,
+        liveness: bool = True,
         concurrency: int = 64,
         backlog: int = 256,
         env: Mapping[str, str] | None = None,
@@ -188,7 +189,7 @@ class Bench:
                         common,
                     )
                 )
-            flags = [] if events else ["--no-events"]
+            flags = ([] if events else ["--no-events"]) + ([] if liveness else ["--no-liveness"])
             coordinator = self._start(
                 "coordinator", ["coordinator", self.server.url, *targets, *flags], common
             )
@@ -207,14 +208,16 @@ class Bench:
         """Stop a child started with `start_child`."""
         self._stop_children([child])
 
-    async def execute(self, network: str, input: str = INPUT_TEXT) -> float:
+    async def execute(
+        self, network: str, input: str = INPUT_TEXT, *, client: Client | None = None
+    ) -> float:
         """Run one execution through `nons.exec.<network>`; its wall time in seconds.
 
         Raises:
             RuntimeError: the execution did not complete (a benchmark must not time failures).
         """
         started = time.perf_counter()
-        result = await self.client.execute(network, input, timeout_s=EXEC_TIMEOUT_S)
+        result = await (client or self.client).execute(network, input, timeout_s=EXEC_TIMEOUT_S)
         elapsed = time.perf_counter() - started
         if result.status != "completed":
             detail = msgspec.json.encode(result.error).decode() if result.error else "?"
@@ -222,15 +225,21 @@ class Bench:
         return elapsed
 
     async def execute_times(
-        self, network: str, *, count: int, time_limit_s: float, warmup: int = 10
+        self,
+        network: str,
+        *,
+        count: int,
+        time_limit_s: float,
+        warmup: int = 10,
+        client: Client | None = None,
     ) -> list[float]:
         """Wall times of `count` sequential executions (fewer if time runs out)."""
         for _ in range(warmup):
-            await self.execute(network)
+            await self.execute(network, client=client)
         samples: list[float] = []
         deadline = time.perf_counter() + time_limit_s
         for _ in range(count):
-            samples.append(await self.execute(network))
+            samples.append(await self.execute(network, client=client))
             if time.perf_counter() > deadline:
                 break
         return samples

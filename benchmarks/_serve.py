@@ -20,6 +20,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
+import msgspec
 import nats
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("address", help="NATS URL, or the port of the sink")
     parser.add_argument("targets", nargs="*", help="subjects (raw) or MODULE:ATTR (runtime)")
     parser.add_argument("--no-events", action="store_true")
+    parser.add_argument("--no-liveness", action="store_true")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--backlog", type=int, default=256)
     args = parser.parse_args(argv)
@@ -102,6 +104,8 @@ async def _runtime(args: argparse.Namespace, stop: asyncio.Event) -> None:
         async with contextlib.AsyncExitStack() as stack:
             if args.kind == "coordinator":
                 settings = CoordinatorSettings(events=not args.no_events)
+                if args.no_liveness:
+                    settings = msgspec.structs.replace(settings, node_liveness_s=None)
                 await stack.enter_async_context(Coordinator(nc, networks, settings))
             else:
                 host = ActorSettings(concurrency=args.concurrency, backlog=args.backlog)

@@ -24,6 +24,7 @@ from benchmarks.floors import (
     throughput,
 )
 from benchmarks.report import Figure, Target, percentile, ratio, summarize
+from nons.client import Client
 from nons.runtime.messages import encode
 
 if TYPE_CHECKING:
@@ -366,6 +367,41 @@ async def overlap(bench: Bench) -> list[Figure]:
     return figures
 
 
+async def liveness(bench: Bench) -> list[Figure]:
+    """What failure detection costs: single node and 1000-wide, liveness on against off.
+
+    "Off" is a coordinator with `node_liveness_s=None` and a client with
+    `liveness_s=None` (no `Nons-Liveness` header anywhere, so no actor beats either).
+    """
+    sizes = bench.sizes
+    wide = max(sizes.fanout_counts)
+    targets = [_T + "SINGLE", networks.wide_target(wide)]
+    plain = Client(bench.nc, liveness_s=None)
+    medians: dict[bool, tuple[float, float]] = {}
+    for on in (False, True):
+        client = bench.client if on else plain
+        async with bench.runtime(targets, liveness=on, concurrency=1000):
+            single = await bench.execute_times(
+                networks.SINGLE.name, count=sizes.latency_count, time_limit_s=15, client=client
+            )
+            fan = await bench.execute_times(
+                networks.WIDE[wide].name,
+                count=sizes.fanout_counts[wide],
+                time_limit_s=20,
+                warmup=2,
+                client=client,
+            )
+        medians[on] = (percentile(single, 50), percentile(fan, 50))
+    await plain.close()
+    (single_off, wide_off), (single_on, wide_on) = medians[False], medians[True]
+    return [
+        floor("liveness", "single node p50, liveness off", single_off),
+        floor("liveness", f"1 layer x {wide} nodes p50, liveness off", wide_off),
+        measure("liveness", "single node p50, liveness on (default)", single_on, single_off),
+        measure("liveness", f"1 layer x {wide} nodes p50, liveness on", wide_on, wide_off),
+    ]
+
+
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[list[Figure]]]] = {
     "latency": latency,
     "fanout": fanout,
@@ -374,5 +410,6 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[list[Figure]]]] = {
     "scaleout": scaleout,
     "memory": memory,
     "overlap": overlap,
+    "liveness": liveness,
 }
 """Every scenario by name, in the order a full run executes them."""

@@ -56,12 +56,15 @@ __all__ = (
 __version__ = "0.1.0"
 
 
-async def connect(url: str, *, name: str = "nons-client") -> Client:
+async def connect(url: str, *, name: str = "nons-client", liveness_s: float | None = 3.0) -> Client:
     """Connect to the NATS server at `url` and return a `Client`.
+
+    `liveness_s`: silence after which an execution's coordinator is taken for dead
+    (`execute()` raises `CoordinatorLostError`); None waits for the reply or timeout.
 
     Raises:
         NatsUnavailableError: no server answers at `url`.
     """
     from nons.client import connect as _connect
 
-    return await _connect(url, name=name)
+    return await _connect(url, name=name, liveness_s=liveness_s)

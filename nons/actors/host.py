@@ -4,7 +4,9 @@ Each node is a micro-service endpoint in the queue group named after its subject
 replicas in other processes share the calls. Calls run in tasks bounded per node by a
 limiter; past the limit plus a short backlog the host answers "saturated" at once
 (a retryable error the coordinator sends to another replica) rather than queueing
-without bound.
+without bound. While a call waits or runs, the host sends progress on its reply
+subject at the interval the coordinator asks for (`nons.runtime.liveness`), so the
+coordinator notices in seconds, not at the layer timeout, when this process dies.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ from nons.observability.propagation import (
 )
 from nons.providers.registry import add_breaker_listener, remove_breaker_listener
 from nons.runtime.bus import Bus
+from nons.runtime.connection import stop_service
 from nons.runtime.failures import failed_result
+from nons.runtime.liveness import Heartbeats
 from nons.runtime.messages import EXECUTION_ID_HEADER, NodeCall, decode_node_call, encode
 from nons.runtime.tasks import TaskSet
 
@@ -116,6 +120,8 @@ class ActorHost:
         self.nc = nc
         self.settings = settings or ActorSettings()
         self.bus = Bus(nc)
+        self.heartbeats = Heartbeats(self.bus.publish)
+        """Progress on the reply subject of each call running here (`Nons-Liveness`)."""
         self.tracer = trace.get_tracer("nons.actor", tracer_provider=tracer_provider)
         self.metrics = RuntimeMetrics(meter_provider)
         self.slots: dict[str, Slot] = {}
@@ -213,9 +219,10 @@ class ActorHost:
         """Stop taking calls, finish those in flight (bounded), then cancel the rest."""
         remove_breaker_listener(self._on_breaker)
         if self._service is not None:
-            await self._service.stop()
+            await stop_service(self._service)
             self._service = None
         await self._tasks.drain(self.settings.drain_timeout_s)
+        await self.heartbeats.close()
         await self._side_tasks.drain(1.0)
 
     def _network_of(self, subject: str) -> str:
@@ -251,17 +258,19 @@ class ActorHost:
                 return
             slot.in_flight += 1
             self.metrics.in_flight(1, slot.network.name, slot.node.node_id)
-            self._tasks.spawn(self._serve(slot, msg))
+            # Beats from acceptance on: a call waiting for a slot is being worked on too.
+            self._tasks.spawn(self._serve(slot, msg, self.heartbeats.start(msg)))
 
         return on_call
 
-    async def _serve(self, slot: Slot, msg: Msg) -> None:
+    async def _serve(self, slot: Slot, msg: Msg, beat: int | None) -> None:
         started = time.perf_counter()
         try:
             result, headers = await self._run(slot, msg)
         except Exception as exc:  # the boundary: answer, log, keep serving
             result, headers = failed_result(slot.node, exc), reply_headers(msg.headers or {})
         finally:
+            self.heartbeats.stop(beat)
             slot.in_flight -= 1
             self.metrics.in_flight(-1, slot.network.name, slot.node.node_id)
         if result.succeeded:

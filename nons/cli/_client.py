@@ -33,6 +33,7 @@ from nons.client.local import LocalRuntime
 from nons.core.errors import ConfigurationError, NetworkUnavailableError, NodeTimeoutError
 from nons.core.events import NodeDelta, decode_event
 from nons.core.names import events_filter
+from nons.runtime.connection import disconnect
 from nons.runtime.server import EmbeddedServer
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ async def run_events(
             seen += 1
         return EXIT_OK
     finally:
-        await nc.drain()
+        await disconnect(nc)
 
 
 async def run_ls(context: CliContext, *, timeout_s: float, as_json: bool) -> int:
@@ -202,7 +203,7 @@ async def run_ls(context: CliContext, *, timeout_s: float, as_json: bool) -> int
     try:
         services = await discover(nc, timeout_s)
     finally:
-        await nc.drain()
+        await disconnect(nc)
     print_services(services, as_json=as_json, url=context.url_or_default)
     return EXIT_OK
 

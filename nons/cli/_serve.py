@@ -22,7 +22,7 @@ from nons.coordinator.service import Coordinator, CoordinatorSettings
 from nons.core.errors import ConfigurationError
 from nons.core.names import EVENTS_PREFIX, exec_subject
 from nons.core.node import Node
-from nons.runtime.connection import JetStreamUnavailableError, redact_url
+from nons.runtime.connection import JetStreamUnavailableError, disconnect, redact_url
 from nons.runtime.server import EmbeddedServer
 
 if TYPE_CHECKING:
@@ -170,8 +170,7 @@ async def _serve(
             emit(f"nons {label}: stopping, draining work in flight")
         # Leaving the stack stopped the coordinator first, then the actors.
     finally:
-        if not nc.is_closed:
-            await nc.drain()
+        await disconnect(nc)
         await aclose_clients()
     emit(f"nons {label}: stopped")
     return EXIT_OK

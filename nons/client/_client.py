@@ -17,14 +17,15 @@ import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from nons.core.errors import NetworkUnavailableError, NodeTimeoutError
+from nons.core.errors import CoordinatorLostError, NetworkUnavailableError, NodeTimeoutError
 from nons.core.events import Event, decode_event
 from nons.core.names import events_filter, exec_subject, validate_token
 from nons.core.results import ExecutionMetadata, ExecutionResult
 from nons.core.types import Content, CostInfo
 from nons.observability.propagation import inject_headers
-from nons.runtime.bus import Bus, NoResponders, ReplyTimeout
-from nons.runtime.connection import ConnectionSettings, connect_nats, redact_url
+from nons.runtime.bus import Bus, NoResponders, ReplyLost, ReplyTimeout
+from nons.runtime.connection import ConnectionSettings, connect_nats, disconnect, redact_url
+from nons.runtime.liveness import LIVENESS_HEADER, Liveness
 from nons.runtime.messages import (
     EXECUTION_ID_HEADER,
     FINGERPRINT_HEADER,
@@ -52,6 +53,10 @@ REPLY_MARGIN_S = 5.0
 DEFAULT_TIMEOUT_S = 300.0
 """Execution deadline when neither the call nor the network sets one."""
 
+COORDINATOR_LIVENESS_S = 3.0
+"""Default silence after which an execution's coordinator is taken for dead: it beats
+every quarter of this while it runs the execution (`Nons-Liveness`)."""
+
 NO_RESPONDERS_RETRY_S = 0.05
 """Pause before the one second try of a request that met "no responders"."""
 
@@ -61,10 +66,21 @@ _TERMINAL = frozenset({"execution.completed", "execution.failed"})
 class Client:
     """A NATS connection that runs networks and reads their events."""
 
-    def __init__(self, nc: NatsClient, *, owns_connection: bool = False) -> None:
-        """Wrap a connected nats-py client (closed by `close()` only if `owns_connection`)."""
+    def __init__(
+        self,
+        nc: NatsClient,
+        *,
+        owns_connection: bool = False,
+        liveness_s: float | None = COORDINATOR_LIVENESS_S,
+    ) -> None:
+        """Wrap a connected nats-py client (closed by `close()` only if `owns_connection`).
+
+        `liveness_s`: how long the coordinator of an execution may stay silent before
+        `execute()` raises `CoordinatorLostError`; None waits for the reply or timeout.
+        """
         self.nc = nc
         self._owns = owns_connection
+        self.liveness = Liveness(liveness_s) if liveness_s is not None else None
         self.bus = Bus(nc)
         self._started = False
         self.tracer = trace.get_tracer("nons.client")
@@ -88,7 +104,9 @@ class Client:
 
         Raises:
             NetworkUnavailableError: no coordinator serves the network.
-            NodeTimeoutError: no reply arrived (the coordinator died or is stuck).
+            CoordinatorLostError: the coordinator running it went silent (it died)
+                for the client's liveness window; the execution did not finish.
+            NodeTimeoutError: no reply arrived before the execution's deadline.
         """
         if isinstance(network, str):
             return await self._execute(
@@ -177,6 +195,8 @@ class Client:
             headers = inject_headers({EXECUTION_ID_HEADER: execution_id})
             if fingerprint:
                 headers[FINGERPRINT_HEADER] = fingerprint
+            if self.liveness is not None:
+                headers[LIVENESS_HEADER] = self.liveness.header
             try:
                 msg = await self._request(subject, encode(request), headers, wait)
             except NoResponders:
@@ -189,6 +209,17 @@ class Client:
                     f"no coordinator serves network {network!r} at {url}: start one with "
                     f"`nons up MODULE:NETWORK` or `nons coordinator ...`",
                     details={"network": network},
+                ) from None
+            except ReplyLost as exc:
+                raise CoordinatorLostError(
+                    f"the coordinator running execution {execution_id} of network "
+                    f"{network!r} went silent for {exc.silent_s:.3g}s (it died or lost its "
+                    "connection): the execution did not finish; resubmitting runs it again",
+                    details={
+                        "network": network,
+                        "execution_id": execution_id,
+                        "silent_s": exc.silent_s,
+                    },
                 ) from None
             except ReplyTimeout:
                 raise NodeTimeoutError(
@@ -212,10 +243,10 @@ class Client:
         short second try tells that race from a network nobody serves.
         """
         try:
-            return await self.bus.request(subject, payload, headers, wait)
+            return await self.bus.request(subject, payload, headers, wait, liveness=self.liveness)
         except NoResponders:
             await asyncio.sleep(NO_RESPONDERS_RETRY_S)
-            return await self.bus.request(subject, payload, headers, wait)
+            return await self.bus.request(subject, payload, headers, wait, liveness=self.liveness)
 
     async def events(
         self, network: str | None = None, execution_id: str | None = None
@@ -252,8 +283,8 @@ class Client:
     async def close(self) -> None:
         """Stop the reply inbox and, if this client opened it, close the connection."""
         await self.bus.close()
-        if self._owns and not self.nc.is_closed:
-            await self.nc.drain()
+        if self._owns:
+            await disconnect(self.nc)
 
     async def __aenter__(self) -> Client:
         await self._ensure_started()
@@ -318,13 +349,17 @@ def result_from_reply(reply: ExecReply) -> ExecutionResult:
     )
 
 
-async def connect(url: str, *, name: str = "nons-client") -> Client:
+async def connect(
+    url: str, *, name: str = "nons-client", liveness_s: float | None = COORDINATOR_LIVENESS_S
+) -> Client:
     """Connect to NATS at `url` and return a client that owns the connection.
+
+    `liveness_s` bounds how long a dead coordinator keeps an `execute()` waiting.
 
     Raises:
         NatsUnavailableError: no server answers at `url` (after a few fast attempts).
     """
     nc = await connect_nats(ConnectionSettings(url=url, name=name))
-    client = Client(nc, owns_connection=True)
+    client = Client(nc, owns_connection=True, liveness_s=liveness_s)
     await client._ensure_started()
     return client

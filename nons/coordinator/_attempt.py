@@ -23,14 +23,16 @@ from nons.core.errors import (
     CircuitOpenError,
     ExecutionTimeoutError,
     InvalidRequestError,
+    NodeLostError,
     PayloadTooLargeError,
 )
 from nons.core.events import CircuitChanged
 from nons.core.layer import Layer, NetworkNode
 from nons.core.names import exec_subject, node_subject
 from nons.observability.propagation import inject_headers
-from nons.runtime.bus import NoResponders, ReplyTimeout
+from nons.runtime.bus import NoResponders, ReplyLost, ReplyTimeout
 from nons.runtime.failures import error_info, failed_result
+from nons.runtime.liveness import LIVENESS_HEADER
 from nons.runtime.messages import EXECUTION_ID_HEADER, NodeCall, decode_node_reply, encode
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from nons.resilience.breaker import CircuitBreaker
     from nons.runtime.bus import Bus
     from nons.runtime.event_emitter import EventEmitter
+    from nons.runtime.liveness import Liveness
 
 __all__ = ("Attempts", "LayerContext", "Payload")
 
@@ -98,6 +101,7 @@ class Attempts:
         events: EventEmitter,
         tracer: trace.Tracer,
         breakers: dict[str, CircuitBreaker] | None,
+        liveness: Liveness | None = None,
     ) -> None:
         self.network = network
         self.state = state
@@ -105,14 +109,19 @@ class Attempts:
         self.events = events
         self.tracer = tracer
         self.breakers = breakers
+        self.liveness = liveness
+        """How long an actor (or child coordinator) may stay silent before a call is lost."""
         self.traced = False
         """Whether the execution's span records (decided once, by `trace_from`)."""
         self.headers: dict[str, str] = {}
+        self._base = {EXECUTION_ID_HEADER: state.execution_id}
+        if liveness is not None:
+            self._base[LIVENESS_HEADER] = liveness.header
 
     def trace_from(self, span: trace.Span) -> None:
         """Take the execution's sampling decision and trace headers from its span."""
         self.traced = span.is_recording()
-        self.headers = inject_headers({EXECUTION_ID_HEADER: self.state.execution_id})
+        self.headers = inject_headers(dict(self._base))
 
     def span(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> Any:
         """A child span when this execution is sampled; nothing at all otherwise.
@@ -197,7 +206,7 @@ class Attempts:
                 if isinstance(node, NetworkNode):
                     max_depth = self.network.network_config.max_depth
                     result = await call_subnetwork(
-                        self.bus, self.state, max_depth, node, payload.value, timeout
+                        self.bus, self.state, max_depth, node, payload.value, timeout, self.liveness
                     )
                     result = _child_timeout_renamed(result, deadline, context.index)
                 else:
@@ -214,13 +223,23 @@ class Attempts:
                         timeout_limit_s=deadline.limit_s,
                         model=model,
                     )
-                    headers = (
-                        inject_headers({EXECUTION_ID_HEADER: self.state.execution_id})
-                        if self.traced
-                        else self.headers
+                    headers = inject_headers(dict(self._base)) if self.traced else self.headers
+                    msg = await self.bus.request(
+                        subject, encode(call), headers, timeout, liveness=self.liveness
                     )
-                    msg = await self.bus.request(subject, encode(call), headers, timeout)
                     result = decode_node_reply(msg.data)
+            except ReplyLost as exc:
+                result = failed_result(
+                    node,
+                    NodeLostError(
+                        f"node {node.node_id!r} (layer {context.index}) was lost: {exc}",
+                        details={
+                            "node_id": node.node_id,
+                            "layer_index": context.index,
+                            "silent_s": exc.silent_s,
+                        },
+                    ),
+                )
             except ReplyTimeout:
                 result = failed_result(
                     node,

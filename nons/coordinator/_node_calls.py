@@ -22,13 +22,14 @@ from nons.coordinator.model_stats import (
     record_call,
     select_model,
 )
-from nons.core.errors import ModelSelectionError
+from nons.core.errors import ModelSelectionError, NodeLostError
 from nons.core.events import (
     ModelSelected,
     NodeCompleted,
     NodeFailed,
     NodeRetrying,
     NodeStarted,
+    RetryReason,
     RouteSelected,
 )
 from nons.core.node import Node
@@ -68,10 +69,19 @@ class AttemptMaker(Protocol):
 class NodeCaller:
     """Calls the members of a layer, each as many times as its layer's policy says."""
 
-    def __init__(self, state: ExecutionState, events: EventEmitter, attempts: AttemptMaker):
+    def __init__(
+        self,
+        state: ExecutionState,
+        events: EventEmitter,
+        attempts: AttemptMaker,
+        *,
+        lost_call_resends: int = 0,
+    ) -> None:
         self.state = state
         self.events = events
         self.attempts = attempts
+        self.lost_call_resends = lost_call_resends
+        """Re-sends of a lost call (`node_lost`), outside the layer's ErrorPolicy."""
 
     async def call(
         self, context: LayerContext, slot: int, node: LayerMember, results: list[NodeResult | None]
@@ -90,9 +100,15 @@ class NodeCaller:
         results: list[NodeResult | None],
         payload: Payload,
     ) -> None:
-        """Attempt `node` until it succeeds or its policy gives up; record the outcome."""
+        """Attempt `node` until it succeeds or its policy gives up; record the outcome.
+
+        A lost call (`node_lost`: nobody worked on it) is first sent again, up to
+        `lost_call_resends` times and without backoff, whatever the policy; those
+        re-sends number as attempts but do not use up the policy's retries.
+        """
         config = context.layer.layer_config
         attempt = 1
+        lost = 0
         model = context.budget_models.get(node.node_id)
         base_model = node.model_config if isinstance(node, Node) else None
         if model is None and isinstance(node, Node) and node.model_selector is not None:
@@ -128,32 +144,26 @@ class NodeCaller:
                 )
                 return
             error = result.error or ErrorInfo(type="internal_error", message="no error given")
-            delay = backoff_delay(config, attempt)
+            if (
+                error.type == NodeLostError.type
+                and lost < self.lost_call_resends
+                and context.deadline > time.time()
+            ):
+                lost += 1
+                await self._retrying(context, node, attempt + 1, 0.0, error, None, "node_lost")
+                attempt += 1
+                continue
+            tries = attempt - lost
+            delay = backoff_delay(config, tries)
             # A retry that could not even start before the layer's deadline is not made:
             # it would only run out of a limit that has already passed.
-            if should_retry(config, error, attempt, has_fallback) and (
+            if should_retry(config, error, tries, has_fallback) and (
                 context.deadline - time.time() > delay
             ):
-                fallback = next_attempt_model(config, base_model, attempt)
+                fallback = next_attempt_model(config, base_model, tries)
                 model = fallback or model
-                trace.get_current_span().add_event(
-                    "node.fallback" if fallback else "node.retrying",
-                    {
-                        "nons.node_id": node.node_id,
-                        "nons.attempt": attempt + 1,
-                        "error.type": error.type,
-                        "nons.delay_s": delay,
-                    },
-                )
-                await self.events.emit(
-                    NodeRetrying,
-                    layer_index=context.index,
-                    node_id=node.node_id,
-                    attempt=attempt + 1,
-                    delay_s=delay,
-                    error=error,
-                    model=fallback.model_name if fallback else None,
-                )
+                reason: RetryReason = "fallback" if fallback else "error"
+                await self._retrying(context, node, attempt + 1, delay, error, fallback, reason)
                 await anyio.sleep(delay)
                 attempt += 1
                 continue
@@ -171,6 +181,38 @@ class NodeCaller:
                 return
             await self.fail(context, slot, node, final, results)
             return
+
+    async def _retrying(
+        self,
+        context: LayerContext,
+        node: Node | NetworkNode,
+        attempt: int,
+        delay: float,
+        error: ErrorInfo,
+        fallback: ModelConfig | None,
+        reason: RetryReason,
+    ) -> None:
+        """Say that `attempt` is about to be made, and why: a span event and an event."""
+        trace.get_current_span().add_event(
+            "node.fallback" if fallback else "node.retrying",
+            {
+                "nons.node_id": node.node_id,
+                "nons.attempt": attempt,
+                "error.type": error.type,
+                "nons.delay_s": delay,
+                "nons.reason": reason,
+            },
+        )
+        await self.events.emit(
+            NodeRetrying,
+            layer_index=context.index,
+            node_id=node.node_id,
+            attempt=attempt,
+            delay_s=delay,
+            error=error,
+            model=fallback.model_name if fallback else None,
+            reason=reason,
+        )
 
     async def fail(
         self,

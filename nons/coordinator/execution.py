@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from nons.resilience.breaker import CircuitBreaker
     from nons.runtime.bus import Bus
     from nons.runtime.event_emitter import EventEmitter
+    from nons.runtime.liveness import Liveness
 
 __all__ = ("ExecutionRunner",)
 
@@ -68,12 +69,14 @@ class ExecutionRunner:
         breakers: dict[str, CircuitBreaker] | None = None,
         *,
         pricing: PricingDefaults | None = None,
+        liveness: Liveness | None = None,
+        lost_call_resends: int = 0,
     ) -> None:
         self.network = network
         self.state = state
         self.events = events
-        self.attempts = Attempts(network, state, bus, events, tracer, breakers)
-        self.calls = NodeCaller(state, events, self.attempts)
+        self.attempts = Attempts(network, state, bus, events, tracer, breakers, liveness)
+        self.calls = NodeCaller(state, events, self.attempts, lost_call_resends=lost_call_resends)
         self._pricing = pricing
         self._alerted = False
 

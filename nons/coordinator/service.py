@@ -3,7 +3,9 @@
 Each network is a NATS micro-service endpoint in the queue group of its subject, so
 several coordinators share the load and `$SRV.INFO`/`STATS` (`nats micro ls`) list
 them. The endpoint handler only hands the message to a task: a subscription runs its
-callbacks one at a time, and an execution lasts as long as its slowest layer.
+callbacks one at a time, and an execution lasts as long as its slowest layer. A
+request asking for liveness (`Nons-Liveness`, as `nons.connect()` clients do) gets
+progress messages while its execution runs, so its caller notices a dead coordinator.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ from nons.observability.metrics import RuntimeMetrics
 from nons.observability.propagation import extract_context, inject_headers, trace_id_hex
 from nons.resilience.breaker import CircuitBreaker
 from nons.runtime.bus import Bus
+from nons.runtime.connection import stop_service
 from nons.runtime.event_emitter import EventEmitter
 from nons.runtime.event_store import ensure_event_stream
 from nons.runtime.failures import error_info
+from nons.runtime.liveness import Heartbeats, Liveness
 from nons.runtime.messages import (
     DEPTH_HEADER,
     EXECUTION_ID_HEADER,
@@ -83,6 +87,19 @@ class CoordinatorSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Version reported to service discovery."""
     pricing: PricingDefaults = PricingDefaults()
     """What budgets price nodes that name no provider or model as (no credentials needed)."""
+    node_liveness_s: float | None = 2.0
+    """Silence (no progress, no reply) after which a node call is lost (`node_lost`):
+    the bound on noticing a dead actor. Actors beat four times per window while a call
+    runs, so a long model call is never lost. None turns detection off."""
+    lost_call_resends: int = 2
+    """Times a lost node call is sent again (the queue group picks a live replica),
+    whatever the layer's ErrorPolicy: a lost call produced no result."""
+
+    def __post_init__(self) -> None:
+        if self.node_liveness_s is not None:
+            Liveness(self.node_liveness_s)  # raises for a non-positive window
+        if self.lost_call_resends < 0:
+            raise ValueError("lost_call_resends must be >= 0")
 
 
 class Coordinator:
@@ -107,6 +124,13 @@ class Coordinator:
             for member in network.networks():
                 self._add(member)
         self.bus = Bus(nc)
+        self.heartbeats = Heartbeats(self.bus.publish)
+        """Progress for exec requests that ask for it (`Nons-Liveness`)."""
+        self._liveness = (
+            Liveness(self.settings.node_liveness_s)
+            if self.settings.node_liveness_s is not None
+            else None
+        )
         self.tracer = trace.get_tracer("nons.coordinator", tracer_provider=tracer_provider)
         self.metrics = RuntimeMetrics(meter_provider)
         self._service: Service | None = None
@@ -181,9 +205,10 @@ class Coordinator:
     async def stop(self) -> None:
         """Stop taking requests, let executions in flight finish (bounded), then close."""
         if self._service is not None:
-            await self._service.stop()
+            await stop_service(self._service)
             self._service = None
         await self._tasks.drain(self.settings.drain_timeout_s)
+        await self.heartbeats.close()
         await self.bus.close()
 
     def _stats(self, endpoint: Any) -> dict[str, Any]:
@@ -209,9 +234,9 @@ class Coordinator:
                 refusal,
             )
             return
-        self._tasks.spawn(self._serve(msg))
+        self._tasks.spawn(self._serve(msg, self.heartbeats.start(msg)))
 
-    async def _serve(self, msg: Msg) -> None:
+    async def _serve(self, msg: Msg, beat: int | None) -> None:
         trace_headers: dict[str, str] = {}
         network = msg.subject.rsplit(".", 1)[-1]
         self.stats.started(network)
@@ -219,6 +244,8 @@ class Coordinator:
             reply = await self._execute(msg, trace_headers)
         except Exception as exc:  # the boundary: answer, log, keep serving
             reply = self._refusal(msg, exc)
+        finally:
+            self.heartbeats.stop(beat)
         self.stats.finished(network, reply)
         self.metrics.execution_finished(
             reply.network,
@@ -290,6 +317,8 @@ class Coordinator:
             self.tracer,
             self._breakers_of(network),
             pricing=self.settings.pricing,
+            liveness=self._liveness,
+            lost_call_resends=self.settings.lost_call_resends,
         )
         return await runner.run(span)
 

@@ -18,6 +18,7 @@ from nons.core.results import NodeResult
 from nons.core.types import CostInfo
 from nons.observability.propagation import inject_headers
 from nons.runtime.failures import error_info
+from nons.runtime.liveness import LIVENESS_HEADER
 from nons.runtime.messages import (
     DEPTH_HEADER,
     EXECUTION_ID_HEADER,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from nons.core.layer import NetworkNode
     from nons.core.types import Content
     from nons.runtime.bus import Bus
+    from nons.runtime.liveness import Liveness
 
 __all__ = ("call_subnetwork", "child_request")
 
@@ -57,6 +59,7 @@ async def call_subnetwork(
     node: NetworkNode,
     input: Content,
     timeout_s: float,
+    liveness: Liveness | None = None,
 ) -> NodeResult:
     """Run a sub-network once and turn its reply into the calling node's result.
 
@@ -65,6 +68,7 @@ async def call_subnetwork(
 
     Raises:
         ReplyTimeout: no reply within `timeout_s`.
+        ReplyLost: with `liveness`, the child's coordinator went silent (died).
         NoResponders: no coordinator serves the child.
         InvalidRequestError: the reply is not an exec reply.
     """
@@ -86,11 +90,17 @@ async def call_subnetwork(
                 )
             ),
         )
-    headers = inject_headers(
-        {EXECUTION_ID_HEADER: state.execution_id, DEPTH_HEADER: str(state.depth + 1)}
-    )
+    headers = {EXECUTION_ID_HEADER: state.execution_id, DEPTH_HEADER: str(state.depth + 1)}
+    if liveness is not None:
+        headers[LIVENESS_HEADER] = liveness.header
     request = child_request(state, node, input, timeout_s)
-    msg = await bus.request(exec_subject(child.name), encode(request), headers, timeout_s)
+    msg = await bus.request(
+        exec_subject(child.name),
+        encode(request),
+        inject_headers(headers),
+        timeout_s,
+        liveness=liveness,
+    )
     reply = decode_exec_reply(msg.data)
     return NodeResult(
         node_id=node.node_id,

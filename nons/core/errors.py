@@ -15,6 +15,7 @@ __all__ = (
     "BudgetExceededError",
     "CircuitOpenError",
     "ConfigurationError",
+    "CoordinatorLostError",
     "DepthExceededError",
     "ExecutionError",
     "ExecutionTimeoutError",
@@ -26,6 +27,7 @@ __all__ = (
     "LayerTimeoutError",
     "ModelSelectionError",
     "NetworkUnavailableError",
+    "NodeLostError",
     "NodeTimeoutError",
     "NodeUnavailableError",
     "NonsError",
@@ -237,6 +239,27 @@ class NodeUnavailableError(ExecutionError):
     """No actor answers a node's subject (NATS "no responders"), or it is saturated."""
 
     type = "node_unavailable"
+    retryable = True
+
+
+class NodeLostError(NodeUnavailableError):
+    """Nobody worked on a node call: its actor went silent (died) or none took it.
+
+    Found by liveness (no progress or reply for the coordinator's window), far sooner
+    than the layer timeout; the call produced no result, so it is re-sent.
+    """
+
+    type = "node_lost"
+
+
+class CoordinatorLostError(ExecutionError):
+    """The coordinator running an execution went silent (died) before it replied.
+
+    The execution did not finish; what it had done is lost unless it was durable.
+    Resubmitting runs it again from the start.
+    """
+
+    type = "coordinator_lost"
     retryable = True
 
 

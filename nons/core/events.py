@@ -7,7 +7,7 @@ sink can record them without knowing Python.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -32,10 +32,15 @@ __all__ = (
     "NodeRerouted",
     "NodeRetrying",
     "NodeStarted",
+    "RetryReason",
     "RouteSelected",
     "decode_event",
     "encode_event",
 )
+
+
+RetryReason = Literal["error", "fallback", "node_lost"]
+"""Why a node call is made again (`node.retrying`'s `reason`)."""
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -158,6 +163,10 @@ class NodeRetrying(Event, tag="node.retrying", frozen=True, kw_only=True):
     """The failure that caused the retry."""
     model: str | None = None
     """The model of the next attempt when it changes (`FALLBACK_MODEL`)."""
+    reason: RetryReason = "error"
+    """`error`: the ErrorPolicy retries a retryable failure; `fallback`: the next attempt
+    uses the fallback model; `node_lost`: nobody worked on the call (its actor died or
+    none took it), so it is re-sent whatever the policy."""
 
 
 class LayerCompleted(Event, tag="layer.completed", frozen=True, kw_only=True):

@@ -5,7 +5,8 @@ checks only the payload size. The coordinator needs both facts: a late reply mus
 counted (never mixed into another execution) and a message pushed over the server's
 limit by its headers must become a typed error, not a closed connection. One wildcard
 inbox subscription serves every request, as nats-py's own mux does, without a task
-per request.
+per request. A request made with a `Liveness` also ends early, as `ReplyLost`, when
+its responder goes silent for the liveness window (see `nons.runtime.liveness`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from typing import TYPE_CHECKING
 
 from nons.core.errors import NodeUnavailableError
 from nons.runtime.connection import check_message_size, max_payload
+from nons.runtime.liveness import PROGRESS_HEADER
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
 
-__all__ = ("Bus", "NoResponders", "ReplyTimeout")
+    from nons.runtime.liveness import Liveness
+
+__all__ = ("Bus", "NoResponders", "ReplyLost", "ReplyTimeout")
 
 _HEADER_ROOM = 16 * 1024
 """Room left for headers by the fast size check: W3C caps tracestate near 8.5 KB and our
@@ -45,6 +49,30 @@ class ReplyTimeout(TimeoutError):
     """No reply before the deadline; the caller turns it into its own typed timeout."""
 
 
+class ReplyLost(Exception):
+    """The responder went silent for the liveness window: nobody works on the request."""
+
+    def __init__(self, message: str, silent_s: float) -> None:
+        super().__init__(message)
+        self.silent_s = silent_s
+
+
+class _Watch:
+    """A liveness request's timer, pushed back by each progress message."""
+
+    __slots__ = ("end", "timer", "window")
+
+    def __init__(self, end: float, window: float) -> None:
+        self.end = end
+        self.window = window
+        self.timer: asyncio.Timeout | None = None
+
+    def heard(self, now: float) -> None:
+        timer = self.timer
+        if timer is not None and not timer.expired():
+            timer.reschedule(min(self.end, now + self.window))
+
+
 class Bus:
     """A connection's request mux and size-checked publisher.
 
@@ -57,6 +85,7 @@ class Bus:
         self._prefix = f"_INBOX.{nc._nuid.next().decode()}."
         self._tokens = itertools.count()
         self._pending: dict[str, asyncio.Future[Msg]] = {}
+        self._watches: dict[str, _Watch] = {}
         self._subscription: Subscription | None = None
         self.late_replies = 0
         self.limit = max_payload(nc)
@@ -97,13 +126,20 @@ class Bus:
         payload: bytes,
         headers: dict[str, str] | None,
         timeout: float,  # noqa: ASYNC109 - a reply deadline, not a cancellation policy
+        *,
+        liveness: Liveness | None = None,
     ) -> Msg:
         """Send a request and wait for its reply.
+
+        With `liveness`, `headers` must carry its `Nons-Liveness` header (the caller
+        builds its headers once); progress messages then keep the request alive and
+        are never taken for the reply.
 
         Raises:
             PayloadTooLargeError: the request is over the server's limit.
             NoResponders: nobody serves `subject`.
             ReplyTimeout: no reply within `timeout` seconds.
+            ReplyLost: with `liveness`, nothing heard for its window before the timeout.
         """
         token = str(next(self._tokens))
         loop = asyncio.get_running_loop()
@@ -111,19 +147,55 @@ class Bus:
         self._pending[token] = future
         try:
             await self.publish(subject, payload, headers, reply=self._prefix + token)
-            try:
-                async with asyncio.timeout(max(timeout, 0.0)):
-                    msg = await future
-            except TimeoutError:
-                raise ReplyTimeout(f"no reply on {subject} within {timeout:.3f}s") from None
+            if liveness is None:
+                try:
+                    async with asyncio.timeout(max(timeout, 0.0)):
+                        msg = await future
+                except TimeoutError:
+                    raise ReplyTimeout(f"no reply on {subject} within {timeout:.3f}s") from None
+            else:
+                msg = await self._watched(token, future, subject, timeout, liveness.window_s)
         finally:
             self._pending.pop(token, None)
         if msg.headers and not msg.data and msg.headers.get(_STATUS_HEADER) == _NO_RESPONDERS:
             raise NoResponders(f"no responders on {subject}", details={"subject": subject})
         return msg
 
+    async def _watched(
+        self,
+        token: str,
+        future: asyncio.Future[Msg],
+        subject: str,
+        timeout: float,  # noqa: ASYNC109 - a reply deadline, as in `request`
+        window: float,
+    ) -> Msg:
+        """Wait for the reply; a progress message pushes the silence deadline back."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        watch = _Watch(start + max(timeout, 0.0), window)
+        self._watches[token] = watch
+        try:
+            async with asyncio.timeout_at(min(watch.end, start + window)) as timer:
+                watch.timer = timer
+                return await future
+        except TimeoutError:
+            fired_at = watch.timer.when() if watch.timer is not None else None
+            if fired_at is None or fired_at >= watch.end:
+                raise ReplyTimeout(f"no reply on {subject} within {timeout:.3f}s") from None
+            raise ReplyLost(
+                f"nothing heard on {subject} for {window:.3g}s: nobody is working on it",
+                silent_s=window,
+            ) from None
+        finally:
+            self._watches.pop(token, None)
+
     async def _on_reply(self, msg: Msg) -> None:
         token = msg.subject[len(self._prefix) :]
+        if msg.headers and PROGRESS_HEADER in msg.headers:
+            watch = self._watches.get(token)
+            if watch is not None:
+                watch.heard(asyncio.get_running_loop().time())
+            return
         future = self._pending.get(token)
         if future is None or future.done():
             self.late_replies += 1

@@ -21,6 +21,8 @@ from nons.core.errors import ConfigurationError, ExecutionError, PayloadTooLarge
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from nats.micro.service import Service
+
 __all__ = (
     "DEFAULT_URL",
     "URL_ENV_VAR",
@@ -29,9 +31,11 @@ __all__ = (
     "NatsUnavailableError",
     "check_message_size",
     "connect_nats",
+    "disconnect",
     "max_payload",
     "message_size",
     "redact_url",
+    "stop_service",
 )
 
 URL_ENV_VAR = "NONS_NATS_URL"
@@ -279,6 +283,37 @@ class _ConnectionEvents:
     async def on_closed(self) -> None:
         if self.connected:
             logger.info("NATS connection to %s closed", self._url)
+
+
+async def disconnect(client: Client) -> None:
+    """Drain the connection when it is up (what is in flight is delivered), else close it.
+
+    A drain on a connection that is reconnecting raises, and a process stopping while
+    its server is down (everything stopped at once) must exit cleanly, not with a
+    traceback: its subscriptions and messages are gone with the connection anyway.
+    """
+    if client.is_closed:
+        return
+    if client.is_connected:
+        try:
+            await client.drain()
+        except (nats.errors.Error, OSError) as exc:
+            logger.debug("draining the NATS connection failed: %s", _describe(exc))
+        else:
+            return
+    await _close_quietly(client)
+
+
+async def stop_service(service: Service) -> None:
+    """Stop a micro service; on a lost connection its unsubscribes cannot be flushed.
+
+    The server drops a dead connection's subscriptions by itself, so the service is
+    as stopped as it can be; the failure is logged, not raised.
+    """
+    try:
+        await service.stop()
+    except (nats.errors.Error, OSError) as exc:
+        logger.warning("service %s stopped without NATS: %s", service.info().name, _describe(exc))
 
 
 async def _close_quietly(client: Client) -> None:

@@ -3,6 +3,9 @@
 Codecs are built once at import; the exec request decoder accepts what any NATS client
 may send (`nats req nons.exec.triage "some text"`) and turns anything malformed into a
 typed `InvalidRequestError` instead of an exception in a subscription callback.
+Inputs nest at most `MAX_NESTING_DEPTH` deep: a deeper one is refused as invalid
+rather than overflowing the interpreter's stack in a decoder, a schema validator or a
+prompt template (Python recursion), where it would surface as an internal error.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = (
     "DEPTH_HEADER",
     "EXECUTION_ID_HEADER",
     "FINGERPRINT_HEADER",
+    "MAX_NESTING_DEPTH",
     "ExecReply",
     "ExecRequest",
     "NodeCall",
@@ -40,6 +44,9 @@ FINGERPRINT_HEADER = "Nons-Spec-Fingerprint"
 
 DEPTH_HEADER = "Nons-Depth"
 """Header carrying how deep a sub-network call is nested."""
+
+MAX_NESTING_DEPTH = 128
+"""Deepest nesting of arrays and objects an input may have (serde_json's default)."""
 
 
 class ExecRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -145,7 +152,8 @@ def decode_exec_request(payload: bytes) -> ExecRequest:
     Raises:
         InvalidRequestError: empty payload, invalid UTF-8, a string with a lone UTF-16
             surrogate, a request object whose fields have wrong types or are unknown,
-            or request fields without `input`.
+            request fields without `input`, or an input nested deeper than
+            `MAX_NESTING_DEPTH`.
     """
     if not payload:
         raise InvalidRequestError("empty request: send the input as text or JSON")
@@ -155,6 +163,15 @@ def decode_exec_request(payload: bytes) -> ExecRequest:
         raise InvalidRequestError(
             f"request is not valid UTF-8 (byte {exc.start})", details={"position": exc.start}
         ) from None
+    try:
+        request = _decode_request(payload, text)
+    except RecursionError:
+        raise _too_deep() from None
+    _check_nesting(payload, request.input)
+    return request
+
+
+def _decode_request(payload: bytes, text: str) -> ExecRequest:
     if payload[:1] == b"{":
         try:
             return _REQUEST_DECODER.decode(payload)
@@ -226,12 +243,17 @@ def decode_node_call(payload: bytes) -> NodeCall:
 
     Raises:
         InvalidRequestError: naming the field that is wrong (or invalid UTF-8 in a
-            string, which msgspec reports as a `UnicodeDecodeError`).
+            string, which msgspec reports as a `UnicodeDecodeError`), or an input
+            nested deeper than `MAX_NESTING_DEPTH`.
     """
     try:
-        return _NODE_CALL_DECODER.decode(payload)
+        call = _NODE_CALL_DECODER.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"malformed node call: {exc}") from None
+    except RecursionError:
+        raise _too_deep() from None
+    _check_nesting(payload, call.input)
+    return call
 
 
 def decode_node_reply(payload: bytes) -> NodeResult:
@@ -244,6 +266,33 @@ def decode_node_reply(payload: bytes) -> NodeResult:
         return _NODE_REPLY_DECODER.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"malformed node reply: {exc}") from None
+
+
+def _check_nesting(payload: bytes, value: Any) -> None:
+    """Refuse a decoded input nested deeper than `MAX_NESTING_DEPTH`.
+
+    Nesting needs an opening bracket per level, so a payload with few brackets (text,
+    flat objects: nearly all) is passed by two byte counts at C speed; only the rest
+    is walked, iteratively.
+    """
+    if payload.count(b"[") + payload.count(b"{") <= MAX_NESTING_DEPTH:
+        return
+    if not isinstance(value, (dict, list)):
+        return
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING_DEPTH:
+            raise _too_deep()
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
+def _too_deep() -> InvalidRequestError:
+    return InvalidRequestError(
+        f"input nests arrays or objects deeper than {MAX_NESTING_DEPTH} levels",
+        details={"max_depth": MAX_NESTING_DEPTH},
+    )
 
 
 def _is_token(value: str) -> bool:

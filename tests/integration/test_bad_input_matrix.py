@@ -27,7 +27,7 @@ from nons.core.types import ModelProvider
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
 from nons.runtime.connection import ConnectionSettings, connect_nats
-from nons.runtime.messages import EXECUTION_ID_HEADER, FINGERPRINT_HEADER
+from nons.runtime.messages import EXECUTION_ID_HEADER, FINGERPRINT_HEADER, MAX_NESTING_DEPTH
 from nons.runtime.server import EmbeddedServer
 from tests.support.wait import wait_until
 
@@ -106,6 +106,16 @@ def _huge_node_call() -> bytes:
     return as_json(node_call(input="y" * (LIMIT - len(frame) - 64)))
 
 
+def _deep(levels: int) -> bytes:
+    """JSON of an array nested `levels` deep (as text: no encoder recurses that far)."""
+    return b"[" * levels + b"]" * levels
+
+
+def _with_input(document: dict[str, Any], nested: bytes) -> bytes:
+    """`document` as JSON with its `input` replaced by the raw JSON `nested`."""
+    return as_json({**document, "input": "@@"}).replace(b'"@@"', nested)
+
+
 _HEADERS = {EXECUTION_ID_HEADER: "bad-input"}
 
 CASES: dict[str, Case] = {
@@ -122,6 +132,12 @@ CASES: dict[str, Case] = {
     "exec-schema-violation": Case(EXEC, as_json({"input": {"text": ""}}), "validation_error"),
     "exec-wrong-input-type": Case(EXEC, as_json({"input": {"text": 5}}), "validation_error"),
     "exec-huge": Case(EXEC, _huge_exec_request(), "payload_too_large"),
+    # 10,000 levels: past the interpreter's recursion limit in any recursive decoder.
+    "exec-deep-nesting": Case(EXEC, _with_input({}, _deep(10_000)), "invalid_request"),
+    "exec-deep-nesting-bare": Case(EXEC, _deep(10_000), "invalid_request"),
+    "exec-nesting-one-past-the-cap": Case(
+        EXEC, _with_input({}, _deep(MAX_NESTING_DEPTH + 1)), "invalid_request"
+    ),
     "exec-wrong-fingerprint": Case(
         EXEC, b"hello", "spec_mismatch", {FINGERPRINT_HEADER: WRONG_FINGERPRINT}
     ),
@@ -149,6 +165,9 @@ CASES: dict[str, Case] = {
         NODE, as_json(node_call(input={"text": ""})), "validation_error", _HEADERS
     ),
     "node-huge-reply": Case(NODE, _huge_node_call(), "payload_too_large", _HEADERS),
+    "node-deep-nesting": Case(
+        NODE, _with_input(node_call(), _deep(10_000)), "invalid_request", _HEADERS
+    ),
     "node-no-headers": Case(
         NODE, as_json(node_call(fingerprint=WRONG_FINGERPRINT)), "spec_mismatch", None
     ),
@@ -223,6 +242,8 @@ async def test_bad_message_gets_a_typed_error(small_server: EmbeddedServer, case
         assert reply["status"] == "failed", reply
         assert reply["error"]["type"] == case.expected, reply["error"]
         assert len(reply["error"]["message"]) <= 2100
+        if case_id.startswith(("exec-deep", "node-deep", "exec-nesting")):
+            assert reply["error"]["details"] == {"max_depth": MAX_NESTING_DEPTH}, reply
         if case.subject == EXEC:
             assert reply["output"] is None
             assert reply["network"] == NETWORK.name

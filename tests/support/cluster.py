@@ -149,6 +149,9 @@ class ExecClient:
         self.no_responders: Counter[str] = Counter()
         self.terminal: defaultdict[str, list[str]] = defaultdict(list)
         self.retries: Counter[str] = Counter()
+        """`node.retrying` events by the error that caused them."""
+        self.retry_reasons: Counter[str] = Counter()
+        """`node.retrying` events by their `reason` (`error`, `fallback`, `node_lost`)."""
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._subscriptions: list[Subscription] = []
 
@@ -225,3 +228,4 @@ class ExecClient:
     async def _on_retry(self, msg: Msg) -> None:
         event = json.loads(msg.data)
         self.retries[event["error"]["type"]] += 1
+        self.retry_reasons[event.get("reason", "error")] += 1

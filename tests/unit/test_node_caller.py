@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 UNAVAILABLE = ErrorInfo(type="provider_unavailable", message="503", retryable=True)
 INVALID = ErrorInfo(type="validation_error", message="bad output", retryable=False)
+LOST = ErrorInfo(type="node_lost", message="nobody worked on it", retryable=True)
 
 
 class Script:
@@ -57,9 +58,12 @@ class Events:
 
     def __init__(self) -> None:
         self.types: list[str] = []
+        self.retries: list[dict[str, Any]] = []
 
     async def emit(self, event_class: type[Event], **fields: Any) -> None:
         self.types.append(event_class.__struct_config__.tag)  # type: ignore[arg-type]
+        if self.types[-1] == "node.retrying":
+            self.retries.append(fields)
 
 
 def context(config: LayerConfig, node: Node, seconds_left: float) -> LayerContext:
@@ -78,14 +82,21 @@ def context(config: LayerConfig, node: Node, seconds_left: float) -> LayerContex
     )
 
 
-async def call(config: LayerConfig, script: Script, seconds_left: float = 10.0) -> NodeResult:
+async def call(
+    config: LayerConfig,
+    script: Script,
+    seconds_left: float = 10.0,
+    *,
+    resends: int = 0,
+    events: Events | None = None,
+) -> NodeResult:
     node = Node("transform", node_id="n")
     state = ExecutionState(
         execution_id="e", network="net", fingerprint="f", input="x", started_at=0, deadline=0
     )
-    events = Events()
+    events = events or Events()
     results: list[NodeResult | None] = [None]
-    caller = NodeCaller(state, events, script)  # type: ignore[arg-type]
+    caller = NodeCaller(state, events, script, lost_call_resends=resends)  # type: ignore[arg-type]
     await caller.call(context(config, node, seconds_left), 0, node, results)
     assert results[0] is not None
     return results[0]
@@ -124,3 +135,37 @@ async def test_no_retry_whose_backoff_would_pass_the_deadline() -> None:
     result = await call(slow_backoff, script, seconds_left=1.0)
     assert script.attempts == [1]
     assert result.error == UNAVAILABLE
+
+
+async def test_a_lost_call_is_resent_whatever_the_policy() -> None:
+    events = Events()
+    script = Script(LOST, LOST, "ok")
+    fail_fast = LayerConfig(error_policy=ErrorPolicy.FAIL_FAST)
+    result = await call(fail_fast, script, resends=2, events=events)
+    assert (result.status, result.output, result.attempts) == ("ok", "ok", 3)
+    assert [r["reason"] for r in events.retries] == ["node_lost", "node_lost"]
+    assert [r["delay_s"] for r in events.retries] == [0.0, 0.0]
+    assert [r["error"].type for r in events.retries] == ["node_lost", "node_lost"]
+
+
+async def test_lost_resends_are_bounded() -> None:
+    script = Script(LOST, LOST, LOST, "never")
+    result = await call(LayerConfig(error_policy=ErrorPolicy.FAIL_FAST), script, resends=2)
+    assert (result.status, result.attempts) == ("failed", 3)
+    assert result.error is not None
+    assert result.error.type == "node_lost"
+
+
+async def test_lost_resends_do_not_use_up_the_policys_retries() -> None:
+    events = Events()
+    script = Script(LOST, UNAVAILABLE, UNAVAILABLE, "ok")
+    result = await call(RETRY, script, resends=1, events=events)
+    assert (result.status, result.attempts) == ("ok", 4)
+    assert [r["reason"] for r in events.retries] == ["node_lost", "error", "error"]
+
+
+async def test_no_resend_after_the_layer_deadline() -> None:
+    script = Script(LOST, "never")
+    result = await call(LayerConfig(), script, seconds_left=-1.0, resends=2)
+    assert result.status == "failed"
+    assert script.attempts == [1]
