@@ -9,6 +9,8 @@ the input, so payloads do not grow layer after layer.
 
 from __future__ import annotations
 
+import msgspec
+
 from nons.core.network import NoN
 from nons.core.node import Node
 from nons.core.types import LayerConfig, NetworkConfig
@@ -16,9 +18,11 @@ from nons.core.types import LayerConfig, NetworkConfig
 __all__ = (
     "ALL",
     "DEEP_10",
+    "DEEP_10_DURABLE",
     "FANOUT_WIDTHS",
     "GRID_10X100",
     "SINGLE",
+    "SINGLE_DURABLE",
     "THREE_LAYER",
     "WIDE",
     "WIDE_10",
@@ -40,8 +44,9 @@ FANOUT_WIDTHS = (10, 100, 1000)
 """Widths of the one-layer fan-out networks."""
 
 
-def _network(name: str, layers: list[str | list[Node]]) -> NoN:
-    return NoN.from_operators(layers, NETWORK, name=name, layer_config=LAYER)
+def _network(name: str, layers: list[str | list[Node]], *, durable: bool = False) -> NoN:
+    config = msgspec.structs.replace(NETWORK, durable=True) if durable else NETWORK
+    return NoN.from_operators(layers, config, name=name, layer_config=LAYER)
 
 
 SINGLE = _network("bench-single", [OPERATOR])
@@ -49,6 +54,12 @@ SINGLE = _network("bench-single", [OPERATOR])
 
 DEEP_10 = _network("bench-deep10", [OPERATOR] * 10)
 """Ten single-node layers in sequence: per-layer cost."""
+
+SINGLE_DURABLE = _network("bench-single-durable", [OPERATOR], durable=True)
+"""`SINGLE`, durable: recorded, leased and checkpointed in JetStream."""
+
+DEEP_10_DURABLE = _network("bench-deep10-durable", [OPERATOR] * 10, durable=True)
+"""`DEEP_10`, durable: a checkpoint per layer."""
 
 THREE_LAYER = _network("bench-three", [OPERATOR] * 3)
 """Three single-node layers: the throughput network (four round trips per execution)."""
@@ -68,7 +79,17 @@ GRID_10X100 = _network("bench-grid10x100", [Node(OPERATOR) * 100 for _ in range(
 WIDE = {10: WIDE_10, 100: WIDE_100, 1000: WIDE_1000}
 """The fan-out networks by width."""
 
-ALL = (SINGLE, DEEP_10, THREE_LAYER, WIDE_10, WIDE_100, WIDE_1000, GRID_10X100)
+ALL = (
+    SINGLE,
+    DEEP_10,
+    SINGLE_DURABLE,
+    DEEP_10_DURABLE,
+    THREE_LAYER,
+    WIDE_10,
+    WIDE_100,
+    WIDE_1000,
+    GRID_10X100,
+)
 """Every benchmark network (what the shared coordinator and actors serve)."""
 
 

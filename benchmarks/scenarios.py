@@ -402,6 +402,31 @@ async def liveness(bench: Bench) -> list[Figure]:
     ]
 
 
+async def durability(bench: Bench) -> list[Figure]:
+    """What durability costs: durable single-node and 10-layer against the same, not durable."""
+    sizes = bench.sizes
+    targets = [_T + "SINGLE", _T + "DEEP_10", _T + "SINGLE_DURABLE", _T + "DEEP_10_DURABLE"]
+    async with bench.runtime(targets):
+        medians: dict[str, float] = {}
+        for network in (
+            networks.SINGLE,
+            networks.SINGLE_DURABLE,
+            networks.DEEP_10,
+            networks.DEEP_10_DURABLE,
+        ):
+            count = sizes.latency_count // 2 if "single" in network.name else sizes.deep_count
+            samples = await bench.execute_times(network.name, count=count, time_limit_s=15)
+            medians[network.name] = percentile(samples, 50)
+    single, single_durable = medians[networks.SINGLE.name], medians[networks.SINGLE_DURABLE.name]
+    deep, deep_durable = medians[networks.DEEP_10.name], medians[networks.DEEP_10_DURABLE.name]
+    return [
+        floor("durability", "single node p50, not durable", single),
+        floor("durability", "10 layers p50, not durable", deep),
+        measure("durability", "single node p50, durable", single_durable, single),
+        measure("durability", "10 layers p50, durable", deep_durable, deep),
+    ]
+
+
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[list[Figure]]]] = {
     "latency": latency,
     "fanout": fanout,
@@ -411,5 +436,6 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[list[Figure]]]] = {
     "memory": memory,
     "overlap": overlap,
     "liveness": liveness,
+    "durability": durability,
 }
 """Every scenario by name, in the order a full run executes them."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 from nons.actors._caches import HostCaches
 from nons.actors._calls import check_call, failure_for, reply_headers
 from nons.actors._discovery import bound_discovery
+from nons.actors._durable import DurableCalls
 from nons.actors._slots import Slot
 from nons.actors.cache import NodeCache, lookup, served_from_cache, store
 from nons.actors.deltas import delta_publisher
@@ -50,9 +52,11 @@ from nons.observability.propagation import (
 from nons.providers.registry import add_breaker_listener, remove_breaker_listener
 from nons.runtime.bus import Bus
 from nons.runtime.connection import stop_service
+from nons.runtime.durability import DurabilitySettings
 from nons.runtime.failures import failed_result
 from nons.runtime.liveness import Heartbeats
 from nons.runtime.messages import EXECUTION_ID_HEADER, NodeCall, decode_node_call, encode
+from nons.runtime.payloads import Payloads, is_ref
 from nons.runtime.tasks import TaskSet
 
 if TYPE_CHECKING:
@@ -91,6 +95,8 @@ class ActorSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How long shutdown waits for calls in flight."""
     version: str = "0.1.0"
     """Version reported to service discovery."""
+    durability: DurabilitySettings = DurabilitySettings()
+    """How long a durable call's claim lasts unrenewed (its `lease_s`)."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -137,6 +143,11 @@ class ActorHost:
         self._service: Service | None = None
         self._tasks = TaskSet()
         self._side_tasks = TaskSet()
+        self.instance = f"actor-{uuid.uuid4().hex[:12]}"
+        """This process's name in the claims of durable calls."""
+        self.payloads = Payloads(nc, retention_s=self.settings.durability.retention_s)
+        self.durable: DurableCalls | None = None
+        """Claims and records durable calls (None: no JetStream; they just run)."""
 
     @property
     def in_flight(self) -> int:
@@ -180,6 +191,7 @@ class ActorHost:
 
     async def __aenter__(self) -> ActorHost:
         await self.caches.open(self.nc, [slot.network for slot in self.slots.values()])
+        self.durable = await DurableCalls.open(self.nc, self.instance, self.settings.durability)
         add_breaker_listener(self._on_breaker)
         self._service = await add_service(
             self.nc,
@@ -222,6 +234,8 @@ class ActorHost:
             await stop_service(self._service)
             self._service = None
         await self._tasks.drain(self.settings.drain_timeout_s)
+        if self.durable is not None:
+            await self.durable.close()
         await self.heartbeats.close()
         await self._side_tasks.drain(1.0)
 
@@ -334,6 +348,8 @@ class ActorHost:
         try:
             call = decode_node_call(msg.data)
             check_call(slot.network, slot.node, slot.subject, call)
+            if is_ref(call.input):
+                call = msgspec.structs.replace(call, input=await self.payloads.resolve(call.input))
         except (InvalidRequestError, SpecMismatchError) as exc:
             return failed_result(slot.node, exc)
         span.set_attribute("nons.execution_id", call.execution_id)
@@ -350,7 +366,12 @@ class ActorHost:
                 if on_delta is not None and isinstance(hit.output, str) and hit.output:
                     await on_delta(hit.output)
                 return served_from_cache(hit, (time.perf_counter() - started) * 1000.0)
-        result = await self._run_node(slot, call, on_delta)
+        if call.durable and self.durable is not None:
+            result = await self.durable.run(
+                call, slot.node.node_id, lambda: self._run_node(slot, call, on_delta)
+            )
+        else:
+            result = await self._run_node(slot, call, on_delta)
         if cached is not None and result.status == "ok":
             await store(*cached, result)
         return result
@@ -389,7 +410,17 @@ class ActorHost:
         if not msg.reply:
             logger.info("node call on %s had no reply subject; result dropped", msg.subject)
             return
+        payload = encode(result)
+        if len(payload) > self.payloads.threshold and result.output is not None:
+            name = f"{headers.get(EXECUTION_ID_HEADER, 'call')}.{uuid.uuid4().hex}.output"
+            try:
+                ref, _ = await self.payloads.offload_if_large(
+                    name, encode(result.output), result.output
+                )
+                payload = encode(msgspec.structs.replace(result, output=ref))
+            except PayloadTooLargeError:
+                pass  # no object store: the size check below answers it, typed
         try:
-            await self.bus.publish(msg.reply, encode(result), headers)
+            await self.bus.publish(msg.reply, payload, headers)
         except PayloadTooLargeError as exc:
             await self.bus.publish(msg.reply, encode(failure_for(result, exc)), headers)

@@ -30,7 +30,12 @@ from nons.cli._format import describe_event, event_line, format_output, reply_js
 from nons.cli._loading import load_targets
 from nons.client import Client
 from nons.client.local import LocalRuntime
-from nons.core.errors import ConfigurationError, NetworkUnavailableError, NodeTimeoutError
+from nons.core.errors import (
+    ConfigurationError,
+    CoordinatorLostError,
+    NetworkUnavailableError,
+    NodeTimeoutError,
+)
 from nons.core.events import NodeDelta, decode_event
 from nons.core.names import events_filter
 from nons.runtime.connection import disconnect
@@ -119,13 +124,13 @@ async def run_exec(
                     timeout_s=timeout_s,
                     budget_usd=budget_usd,
                 )
-            except (NetworkUnavailableError, NodeTimeoutError) as exc:
+            except (NetworkUnavailableError, NodeTimeoutError, CoordinatorLostError) as exc:
                 emit(f"nons exec: {exc.type}: {exc.message}", sys.stderr)
                 return EXIT_UNAVAILABLE
             if not as_json:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(progress.done.wait(), timeout=_PROGRESS_GRACE_S)
-            return _show(result, as_json=as_json, command="exec")
+            return show_result(result, as_json=as_json, command="exec")
         finally:
             await client.close()
 
@@ -151,7 +156,7 @@ async def run_network(
                     result = await runtime.run_network(chosen, value)
             finally:
                 await aclose_clients()
-            return _show(result, as_json=as_json, command="run")
+            return show_result(result, as_json=as_json, command="run")
     finally:
         if server is not None:
             await server.astop()
@@ -230,7 +235,8 @@ async def _next(
     return None
 
 
-def _show(result: ExecutionResult, *, as_json: bool, command: str) -> int:
+def show_result(result: ExecutionResult, *, as_json: bool, command: str) -> int:
+    """Print a result as `nons exec` does; the exit code its status calls for."""
     if as_json:
         emit(reply_json(result))
     elif result.status != "failed":

@@ -23,6 +23,7 @@ from nons.core.errors import ConfigurationError
 from nons.core.names import EVENTS_PREFIX, exec_subject
 from nons.core.node import Node
 from nons.runtime.connection import JetStreamUnavailableError, disconnect, redact_url
+from nons.runtime.durability import DurabilitySettings
 from nons.runtime.server import EmbeddedServer
 
 if TYPE_CHECKING:
@@ -78,7 +79,9 @@ async def run_up(
             await server.astop()
 
 
-async def run_coordinator(context: CliContext, targets: Sequence[str]) -> int:
+async def run_coordinator(
+    context: CliContext, targets: Sequence[str], *, lease_s: float = 5.0
+) -> int:
     """A coordinator process for `targets`."""
     networks = load_targets(targets)
     with process_telemetry(context, "nons-coordinator", actors=False):
@@ -87,7 +90,10 @@ async def run_coordinator(context: CliContext, targets: Sequence[str]) -> int:
             networks,
             context.url_or_default,
             label="coordinator",
-            coordinator=CoordinatorSettings(pricing=context.pricing(runs_actors=False)),
+            coordinator=CoordinatorSettings(
+                pricing=context.pricing(runs_actors=False),
+                durability=DurabilitySettings(lease_s=lease_s),
+            ),
             banner=lambda: _print_subjects(networks),
         )
 

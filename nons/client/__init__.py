@@ -9,6 +9,6 @@ May import `nons.core`, `nons.runtime` (transport), `nons.observability`, and, i
 except the CLI and the top-level `nons.connect`.
 """
 
-from nons.client._client import Client, connect
+from nons.client._client import Client, ExecutionInfo, connect
 
-__all__ = ("Client", "connect")
+__all__ = ("Client", "ExecutionInfo", "connect")

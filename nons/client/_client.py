@@ -8,23 +8,36 @@ the same request any NATS client would and rebuilds the `ExecutionResult` that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import nats.errors
+import nats.js.errors
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from nons.core.errors import CoordinatorLostError, NetworkUnavailableError, NodeTimeoutError
+from nons.core.errors import (
+    CancelledExecutionError,
+    CoordinatorLostError,
+    DurabilityUnavailableError,
+    ExecutionTimeoutError,
+    NetworkUnavailableError,
+    NodeTimeoutError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
 from nons.core.events import Event, decode_event
-from nons.core.names import events_filter, exec_subject, validate_token
-from nons.core.results import ExecutionMetadata, ExecutionResult
+from nons.core.names import cancel_subject, events_filter, exec_subject, validate_token
+from nons.core.results import ErrorInfo, ExecutionMetadata, ExecutionResult
 from nons.core.types import Content, CostInfo
 from nons.observability.propagation import inject_headers
 from nons.runtime.bus import Bus, NoResponders, ReplyLost, ReplyTimeout
 from nons.runtime.connection import ConnectionSettings, connect_nats, disconnect, redact_url
+from nons.runtime.durability import DurableStore, ExecutionRecord
 from nons.runtime.liveness import LIVENESS_HEADER, Liveness
 from nons.runtime.messages import (
     EXECUTION_ID_HEADER,
@@ -34,6 +47,7 @@ from nons.runtime.messages import (
     decode_exec_reply,
     encode,
 )
+from nons.runtime.payloads import Payloads, is_ref
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping
@@ -43,7 +57,7 @@ if TYPE_CHECKING:
 
     from nons.core.network import EventCallback, NoN
 
-__all__ = ("Client", "connect", "result_from_reply")
+__all__ = ("Client", "ExecutionInfo", "connect", "result_from_reply")
 
 logger = logging.getLogger("nons.client")
 
@@ -61,6 +75,39 @@ NO_RESPONDERS_RETRY_S = 0.05
 """Pause before the one second try of a request that met "no responders"."""
 
 _TERMINAL = frozenset({"execution.completed", "execution.failed"})
+
+
+class ExecutionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One durable execution, as `nons executions` lists it."""
+
+    execution_id: str
+    network: str
+    status: str
+    """`running`, `completed`, `failed` or `partial`."""
+    current_layer: int
+    """First layer not finished yet."""
+    cost_usd: float
+    started_at: float
+    updated_at: float
+    resumes: int
+    """Times another coordinator took it over."""
+    error_type: str | None = None
+
+    @classmethod
+    def of(cls, record: ExecutionRecord) -> ExecutionInfo:
+        """The summary of a record."""
+        error = record.reply.error if record.reply is not None else None
+        return cls(
+            execution_id=record.execution_id,
+            network=record.network,
+            status=record.status,
+            current_layer=record.current_layer,
+            cost_usd=record.cost_usd,
+            started_at=record.started_at,
+            updated_at=record.updated_at,
+            resumes=record.resumes,
+            error_type=error.type if error is not None else None,
+        )
 
 
 class Client:
@@ -82,6 +129,9 @@ class Client:
         self._owns = owns_connection
         self.liveness = Liveness(liveness_s) if liveness_s is not None else None
         self.bus = Bus(nc)
+        self.payloads = Payloads(nc)
+        """Large inputs go to the object store; outputs sent by reference are fetched."""
+        self._durable: DurableStore | None = None
         self._started = False
         self.tracer = trace.get_tracer("nons.client")
 
@@ -99,6 +149,7 @@ class Client:
         timeout_s: float | None = None,
         budget_usd: float | None = None,
         metadata: dict[str, str] | None = None,
+        durable: bool | None = None,
     ) -> ExecutionResult:
         """Run a network by name (or `NoN`) and return its result, failed ones included.
 
@@ -116,6 +167,7 @@ class Client:
                 timeout_s=timeout_s,
                 budget_usd=budget_usd,
                 metadata=metadata,
+                durable=durable,
             )
         return await self.run_network(
             network,
@@ -124,6 +176,7 @@ class Client:
             timeout_s=timeout_s,
             budget_usd=budget_usd,
             metadata=metadata,
+            durable=durable,
         )
 
     async def run_network(
@@ -135,6 +188,7 @@ class Client:
         timeout_s: float | None = None,
         budget_usd: float | None = None,
         metadata: dict[str, str] | None = None,
+        durable: bool | None = None,
     ) -> ExecutionResult:
         """Run a `NoN` by name, insisting on its definition and firing its callbacks."""
         execution_id = execution_id or uuid.uuid4().hex
@@ -148,6 +202,7 @@ class Client:
                 timeout_s=timeout_s,
                 budget_usd=budget_usd,
                 metadata=metadata,
+                durable=durable,
                 fingerprint=network.fingerprint,
                 default_timeout=network.network_config.global_timeout_seconds,
             )
@@ -164,6 +219,7 @@ class Client:
         timeout_s: float | None,
         budget_usd: float | None,
         metadata: dict[str, str] | None,
+        durable: bool | None = None,
         fingerprint: str | None = None,
         default_timeout: float = DEFAULT_TIMEOUT_S,
     ) -> ExecutionResult:
@@ -178,7 +234,13 @@ class Client:
             budget_usd=budget_usd,
             timeout_s=timeout_s,
             metadata=metadata,
+            durable=durable,
         )
+        body = encode(request)
+        if len(body) > self.payloads.threshold:
+            with contextlib.suppress(PayloadTooLargeError):  # no object store: sent as is
+                ref = await self.payloads.offload(f"{execution_id}.input", encode(input))
+                body = encode(msgspec.structs.replace(request, input=ref))
         subject = exec_subject(network)
         wait = (timeout_s if timeout_s is not None else default_timeout) + REPLY_MARGIN_S
         with self.tracer.start_as_current_span(
@@ -198,7 +260,7 @@ class Client:
             if self.liveness is not None:
                 headers[LIVENESS_HEADER] = self.liveness.header
             try:
-                msg = await self._request(subject, encode(request), headers, wait)
+                msg = await self._request(subject, body, headers, wait)
             except NoResponders:
                 url = (
                     redact_url(str(self.nc.connected_url.geturl()))
@@ -227,7 +289,109 @@ class Client:
                     f"{execution_id}): the coordinator may have stopped",
                     details={"network": network, "execution_id": execution_id},
                 ) from None
-        return result_from_reply(decode_exec_reply(msg.data))
+        return result_from_reply(await self._resolved(decode_exec_reply(msg.data)))
+
+    async def _resolved(self, reply: ExecReply) -> ExecReply:
+        """The reply with an output sent by reference fetched (node outputs stay refs)."""
+        if is_ref(reply.output):
+            return msgspec.structs.replace(reply, output=await self.payloads.resolve(reply.output))
+        return reply
+
+    async def _store(self) -> DurableStore:
+        if self._durable is None:
+            self._durable = await DurableStore.open(self.nc, create=False)
+        return self._durable
+
+    async def result(self, execution_id: str, *, wait_s: float = 0.0) -> ExecutionResult:
+        """The result of a durable execution by id, also after its caller went away.
+
+        Waits up to `wait_s` for one still running.
+
+        Raises:
+            NotFoundError: no durable execution has this id (or it passed its retention).
+            ExecutionTimeoutError: it is still running after `wait_s`.
+            DurabilityUnavailableError: the server keeps no durable executions.
+        """
+        record = await self._record(execution_id)
+        if not record.finished and wait_s > 0:
+            record = await (await self._store()).wait_finished(execution_id, wait_s) or record
+        if record.reply is None:
+            raise ExecutionTimeoutError(
+                f"execution {execution_id} of {record.network!r} is still running "
+                f"(layer {record.current_layer})",
+                details={"execution_id": execution_id, "layer_index": record.current_layer},
+            )
+        return result_from_reply(await self._resolved(record.reply))
+
+    async def executions(self, network: str | None = None) -> list[ExecutionInfo]:
+        """Running and recent durable executions (of `network`), newest first."""
+        try:
+            store = await self._store()
+        except DurabilityUnavailableError:
+            return []
+        return [ExecutionInfo.of(record) for record in await store.records(network)]
+
+    async def cancel(self, execution_id: str, *, wait_s: float = 10.0) -> ExecutionInfo:
+        """Stop a durable execution: no further layer starts, running calls are stopped.
+
+        Its result becomes `failed` with `error.type: "cancelled"`. A finished one is
+        left as it is.
+
+        Raises:
+            NotFoundError: no durable execution has this id.
+        """
+        record = await self._record(execution_id)
+        if record.finished:
+            return ExecutionInfo.of(record)
+        try:
+            await self.nc.request(cancel_subject(execution_id), b"", timeout=2.0)
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            # No coordinator runs it now (its lease is waiting for a taker): the
+            # record is marked so that nobody resumes it.
+            await self._mark_cancelled(execution_id)
+        store = await self._store()
+        finished = await store.wait_finished(execution_id, wait_s)
+        return ExecutionInfo.of(finished or (await self._record(execution_id)))
+
+    async def _mark_cancelled(self, execution_id: str) -> None:
+        store = await self._store()
+        for _ in range(5):
+            found = await store.get(execution_id)
+            if found is None or found[0].finished:
+                return
+            record, revision = found
+            error = ErrorInfo.from_exception(
+                CancelledExecutionError(
+                    f"execution {execution_id} was cancelled on request",
+                    details={"execution_id": execution_id},
+                )
+            )
+            record.cancel_requested = True
+            record.status = "failed"
+            record.reply = ExecReply(
+                execution_id=execution_id,
+                network=record.network,
+                status="failed",
+                error=error,
+                cost_usd=record.cost_usd,
+            )
+            try:
+                await store.update(record, revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue
+            await store.drop_lease(execution_id)
+            return
+
+    async def _record(self, execution_id: str) -> ExecutionRecord:
+        validate_token(execution_id, "execution id")
+        found = await (await self._store()).get(execution_id)
+        if found is None:
+            raise NotFoundError(
+                f"no durable execution {execution_id!r} (never run durably here, or past "
+                "its retention)",
+                details={"execution_id": execution_id},
+            )
+        return found[0]
 
     async def _request(
         self,

@@ -34,6 +34,7 @@ from nons.runtime.bus import NoResponders, ReplyLost, ReplyTimeout
 from nons.runtime.failures import error_info, failed_result
 from nons.runtime.liveness import LIVENESS_HEADER
 from nons.runtime.messages import EXECUTION_ID_HEADER, NodeCall, decode_node_reply, encode
+from nons.runtime.payloads import is_ref
 
 if TYPE_CHECKING:
     import anyio
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from nons.runtime.bus import Bus
     from nons.runtime.event_emitter import EventEmitter
     from nons.runtime.liveness import Liveness
+    from nons.runtime.payloads import Payloads
 
 __all__ = ("Attempts", "LayerContext", "Payload")
 
@@ -111,6 +113,10 @@ class Attempts:
         self.breakers = breakers
         self.liveness = liveness
         """How long an actor (or child coordinator) may stay silent before a call is lost."""
+        self.durable = False
+        """Calls of a durable execution: actors record their results before replying."""
+        self.payloads: Payloads | None = None
+        """Resolves node outputs that actors sent by reference."""
         self.traced = False
         """Whether the execution's span records (decided once, by `trace_from`)."""
         self.headers: dict[str, str] = {}
@@ -222,12 +228,16 @@ class Attempts:
                         timeout_limit=deadline.limit,
                         timeout_limit_s=deadline.limit_s,
                         model=model,
+                        durable=self.durable,
                     )
                     headers = inject_headers(dict(self._base)) if self.traced else self.headers
                     msg = await self.bus.request(
                         subject, encode(call), headers, timeout, liveness=self.liveness
                     )
                     result = decode_node_reply(msg.data)
+                    if self.payloads is not None and is_ref(result.output):
+                        output = await self.payloads.resolve(result.output)
+                        result = msgspec.structs.replace(result, output=output)
             except ReplyLost as exc:
                 result = failed_result(
                     node,

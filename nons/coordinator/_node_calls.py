@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from nons.coordinator._attempt import LayerContext, Payload
     from nons.coordinator._state import ExecutionState
     from nons.core.layer import LayerMember, NetworkNode
+    from nons.runtime.durability import CallRecord
     from nons.runtime.event_emitter import EventEmitter
 
 __all__ = ("AttemptMaker", "NodeCaller")
@@ -82,6 +83,8 @@ class NodeCaller:
         self.attempts = attempts
         self.lost_call_resends = lost_call_resends
         """Re-sends of a lost call (`node_lost`), outside the layer's ErrorPolicy."""
+        self.recorded: dict[str, list[tuple[int, CallRecord]]] = {}
+        """Of a durable layer being resumed: the attempts actors recorded, by node id."""
 
     async def call(
         self, context: LayerContext, slot: int, node: LayerMember, results: list[NodeResult | None]
@@ -109,6 +112,13 @@ class NodeCaller:
         config = context.layer.layer_config
         attempt = 1
         lost = 0
+        if self.recorded and isinstance(node, Node) and node.node_id in self.recorded:
+            done, attempt = _resumed(self.recorded[node.node_id])
+            if done is not None:
+                results[slot] = done
+                await self._completed(context, node, attempt, done, done.duration_ms)
+                return
+        first = attempt
         model = context.budget_models.get(node.node_id)
         base_model = node.model_config if isinstance(node, Node) else None
         if model is None and isinstance(node, Node) and node.model_selector is not None:
@@ -131,17 +141,7 @@ class NodeCaller:
                 results[slot] = (
                     result if attempt == 1 else msgspec.structs.replace(result, attempts=attempt)
                 )
-                await self.events.emit(
-                    NodeCompleted,
-                    layer_index=context.index,
-                    node_id=node.node_id,
-                    attempt=attempt,
-                    duration_ms=elapsed_ms,
-                    usage=result.usage,
-                    cost_usd=result.cost.total_cost_usd,
-                    is_mock=result.is_mock,
-                    cached=result.cached,
-                )
+                await self._completed(context, node, attempt, result, elapsed_ms)
                 return
             error = result.error or ErrorInfo(type="internal_error", message="no error given")
             if (
@@ -153,7 +153,7 @@ class NodeCaller:
                 await self._retrying(context, node, attempt + 1, 0.0, error, None, "node_lost")
                 attempt += 1
                 continue
-            tries = attempt - lost
+            tries = attempt - lost - (first - 1)
             delay = backoff_delay(config, tries)
             # A retry that could not even start before the layer's deadline is not made:
             # it would only run out of a limit that has already passed.
@@ -181,6 +181,26 @@ class NodeCaller:
                 return
             await self.fail(context, slot, node, final, results)
             return
+
+    async def _completed(
+        self,
+        context: LayerContext,
+        node: Node | NetworkNode,
+        attempt: int,
+        result: NodeResult,
+        duration_ms: float,
+    ) -> None:
+        await self.events.emit(
+            NodeCompleted,
+            layer_index=context.index,
+            node_id=node.node_id,
+            attempt=attempt,
+            duration_ms=duration_ms,
+            usage=result.usage,
+            cost_usd=result.cost.total_cost_usd,
+            is_mock=result.is_mock,
+            cached=result.cached,
+        )
 
     async def _retrying(
         self,
@@ -325,3 +345,20 @@ def _final_failure(node: LayerMember, result: NodeResult, attempt: int) -> NodeR
             attempts=attempt,
         )
     return msgspec.structs.replace(result, attempts=attempt)
+
+
+def _resumed(recorded: list[tuple[int, CallRecord]]) -> tuple[NodeResult | None, int]:
+    """A resumed node's recorded success, or the attempt to make next.
+
+    The attempt of a call still claimed (running in an actor) is sent again under the
+    same number: the actor that has it answers with its result instead of running it
+    twice. After a recorded failure the next attempt gets a new number.
+    """
+    for attempt, record in reversed(recorded):
+        if record.result is not None and record.result.succeeded:
+            result = record.result
+            return (
+                result if attempt == 1 else msgspec.structs.replace(result, attempts=attempt)
+            ), attempt
+    last_attempt, last = recorded[-1]
+    return None, last_attempt if last.result is None else last_attempt + 1

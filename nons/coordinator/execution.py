@@ -13,22 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from nons.coordinator._attempt import Attempts, LayerContext, Payload
 from nons.coordinator._node_calls import NodeCaller
 from nons.coordinator.budget import PricingDefaults, plan_layer
+from nons.coordinator.durable import LeaseLost
 from nons.coordinator.routing import Routes, budget_view, has_routers, resolve_routes
 from nons.core.deadlines import TIMEOUT_TYPES, layer_limit, timeout_error
-from nons.core.errors import BudgetExceededError, DepthExceededError, NodeTimeoutError
+from nons.core.errors import (
+    BudgetExceededError,
+    DepthExceededError,
+    NodeTimeoutError,
+    PayloadTooLargeError,
+)
 from nons.core.events import (
     BudgetExceeded,
     CostAlert,
     ExecutionCompleted,
     ExecutionFailed,
+    ExecutionResumed,
     ExecutionStarted,
     LayerCompleted,
     LayerStarted,
@@ -37,18 +45,20 @@ from nons.core.events import (
 from nons.core.results import ErrorInfo, ExecutionStatus, LayerResult, NodeResult
 from nons.core.types import ErrorPolicy, ModelConfig
 from nons.resilience.policies import layer_outcome
-from nons.runtime.messages import ExecReply
+from nons.runtime.messages import ExecReply, encode
 
 if TYPE_CHECKING:
     from opentelemetry import trace
 
     from nons.coordinator._state import ExecutionState
+    from nons.coordinator.durable import Journal
     from nons.core.layer import Layer, LayerMember
     from nons.core.network import NoN
     from nons.resilience.breaker import CircuitBreaker
     from nons.runtime.bus import Bus
     from nons.runtime.event_emitter import EventEmitter
     from nons.runtime.liveness import Liveness
+    from nons.runtime.payloads import Payloads
 
 __all__ = ("ExecutionRunner",)
 
@@ -71,12 +81,20 @@ class ExecutionRunner:
         pricing: PricingDefaults | None = None,
         liveness: Liveness | None = None,
         lost_call_resends: int = 0,
+        journal: Journal | None = None,
+        payloads: Payloads | None = None,
     ) -> None:
         self.network = network
         self.state = state
         self.events = events
         self.attempts = Attempts(network, state, bus, events, tracer, breakers, liveness)
+        self.attempts.durable = journal is not None
+        self.attempts.payloads = payloads
         self.calls = NodeCaller(state, events, self.attempts, lost_call_resends=lost_call_resends)
+        self.journal = journal
+        """The durable execution's record (None: not durable)."""
+        self.payloads = payloads
+        """Where layer inputs too large for a message go (None: nowhere, they fail)."""
         self._pricing = pricing
         self._alerted = False
 
@@ -87,20 +105,22 @@ class ExecutionRunner:
         route decision); the branches then run on the previous layer's input.
         """
         state = self.state
-        state.current_input = state.input
         if state.next_layer == 0:
+            state.current_input = state.input
             state.previous_input = state.input
         self.attempts.trace_from(span)
-        await self.events.emit(
-            ExecutionStarted, layers=len(self.network.layers), metadata=state.metadata
-        )
+        journal = self.journal
+        await self._begin()
         status: ExecutionStatus = "completed"
         error: ErrorInfo | None = self._depth_refusal()
         if error is not None:
             return await self._finish(span, "failed", error)
         for index in range(state.next_layer, len(self.network.layers)):
+            if journal is not None and journal.cancelled is not None:
+                error, status = journal.cancelled, "failed"
+                break
             layer = self.network.layers[index]
-            payload = Payload.of(state.current_input)
+            payload = await self._payload(index, state.current_input)
             routed = payload
             budgeted: Layer | None = layer
             routes: Routes = {}
@@ -115,13 +135,28 @@ class ExecutionRunner:
                 partial = layer.layer_config.error_policy in _PARTIAL_POLICIES
                 status = "partial" if partial and state.layers else "failed"
                 break
-            layer_result, error = await self._run_layer(
-                index, layer, payload, routed, routes, models
-            )
+            if journal is None:
+                layer_result, error = await self._run_layer(
+                    index, layer, payload, routed, routes, models
+                )
+            else:
+                with anyio.CancelScope() as journal.scope:
+                    layer_result, error = await self._run_layer(
+                        index, layer, payload, routed, routes, models
+                    )
+                if self._stopped(journal):
+                    error, status = journal.cancelled, "failed"
+                    break
             state.layers.append(layer_result)
             state.usage = state.usage + layer_result.usage
             state.cost = state.cost + layer_result.cost
             state.next_layer = index + 1
+            if (
+                journal is not None
+                and error is None
+                and state.next_layer < len(self.network.layers)
+            ):
+                await journal.checkpoint(state)  # the last layer's is the final record
             await self._check_cost_alert()
             if error is not None:
                 status = "failed"
@@ -131,6 +166,47 @@ class ExecutionRunner:
             state.previous_input = state.current_input
             state.current_input = layer_result.output
         return await self._finish(span, status, error)
+
+    async def _begin(self) -> None:
+        """Say that the execution started, or that it resumed here (durable takeover)."""
+        state, journal = self.state, self.journal
+        if journal is not None and journal.resume_layer is not None:
+            await self.events.emit(
+                ExecutionResumed,
+                layer_index=state.next_layer,
+                resumes=journal.record.resumes,
+                previous_owner=journal.resumed_from,
+            )
+            # Calls the dead coordinator had sent: results are reused, not paid again.
+            self.calls.recorded = await journal.recorded(state.next_layer)
+        else:
+            await self.events.emit(
+                ExecutionStarted, layers=len(self.network.layers), metadata=state.metadata
+            )
+
+    def _stopped(self, journal: Journal) -> bool:
+        """After a durable layer: whether it was cancelled (or taken over elsewhere).
+
+        Raises:
+            LeaseLost: another coordinator owns the execution now; it replies.
+        """
+        journal.scope = None
+        self.calls.recorded = {}
+        if journal.lost:
+            raise LeaseLost(self.state.execution_id)
+        return journal.cancelled is not None
+
+    async def _payload(self, index: int, value: Any) -> Payload:
+        """The layer's input, by reference when it is too large for one message."""
+        payload = Payload.of(value)
+        if self.payloads is None or len(payload.raw) <= self.payloads.threshold:
+            return payload
+        name = f"{self.state.execution_id}.{index}.input"
+        try:
+            ref, _ = await self.payloads.offload_if_large(name, bytes(payload.raw), value)
+        except PayloadTooLargeError:
+            return payload  # no object store: a call that does not fit fails typed, as ever
+        return Payload(msgspec.Raw(encode(ref)), value)
 
     def _depth_refusal(self) -> ErrorInfo | None:
         """Refuse, on entry, an execution nested deeper than this network's `max_depth`.

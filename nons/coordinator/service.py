@@ -24,9 +24,12 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 
 from nons.coordinator._state import ExecutionState, execution_deadline
 from nons.coordinator.budget import PricingDefaults
+from nons.coordinator.durable import DurableRuns, Journal, LeaseLost
 from nons.coordinator.execution import ExecutionRunner
 from nons.coordinator.stats import ExecutionStats
 from nons.core.errors import (
+    DurabilityUnavailableError,
+    ExecutionTimeoutError,
     InvalidRequestError,
     NodeUnavailableError,
     PayloadTooLargeError,
@@ -38,6 +41,7 @@ from nons.observability.propagation import extract_context, inject_headers, trac
 from nons.resilience.breaker import CircuitBreaker
 from nons.runtime.bus import Bus
 from nons.runtime.connection import stop_service
+from nons.runtime.durability import DurabilitySettings, ExecutionRecord
 from nons.runtime.event_emitter import EventEmitter
 from nons.runtime.event_store import ensure_event_stream
 from nons.runtime.failures import error_info
@@ -50,6 +54,7 @@ from nons.runtime.messages import (
     decode_exec_request,
     encode,
 )
+from nons.runtime.payloads import Payloads
 from nons.runtime.tasks import TaskSet
 
 if TYPE_CHECKING:
@@ -94,6 +99,8 @@ class CoordinatorSettings(msgspec.Struct, frozen=True, kw_only=True):
     lost_call_resends: int = 2
     """Times a lost node call is sent again (the queue group picks a live replica),
     whatever the layer's ErrorPolicy: a lost call produced no result."""
+    durability: DurabilitySettings = DurabilitySettings()
+    """Leases and retention of durable executions."""
 
     def __post_init__(self) -> None:
         if self.node_liveness_s is not None:
@@ -131,6 +138,9 @@ class Coordinator:
             if self.settings.node_liveness_s is not None
             else None
         )
+        self.payloads = Payloads(nc, retention_s=self.settings.durability.retention_s)
+        """Inputs, outputs and replies too large for one message go by reference."""
+        self.durable = DurableRuns(nc, set(self.networks), self.settings.durability, self._resume)
         self.tracer = trace.get_tracer("nons.coordinator", tracer_provider=tracer_provider)
         self.metrics = RuntimeMetrics(meter_provider)
         self._service: Service | None = None
@@ -166,6 +176,7 @@ class Coordinator:
 
     async def __aenter__(self) -> Coordinator:
         await self.bus.start()
+        await self.durable.start()
         if self.settings.events and self.settings.record_events:
             await ensure_event_stream(self.nc, needed_for="a coordinator that records events")
         self._service = await add_service(
@@ -208,6 +219,7 @@ class Coordinator:
             await stop_service(self._service)
             self._service = None
         await self._tasks.drain(self.settings.drain_timeout_s)
+        await self.durable.stop()
         await self.heartbeats.close()
         await self.bus.close()
 
@@ -241,7 +253,11 @@ class Coordinator:
         network = msg.subject.rsplit(".", 1)[-1]
         self.stats.started(network)
         try:
-            reply = await self._execute(msg, trace_headers)
+            reply = await self._execute(msg, trace_headers, beat)
+        except LeaseLost:
+            logger.warning("execution on %s was taken over by another coordinator", msg.subject)
+            self.heartbeats.stop(beat)
+            return
         except Exception as exc:  # the boundary: answer, log, keep serving
             reply = self._refusal(msg, exc)
         finally:
@@ -259,7 +275,9 @@ class Coordinator:
         )
         await self._reply(msg, reply, trace_headers)
 
-    async def _execute(self, msg: Msg, trace_headers: dict[str, str]) -> ExecReply:
+    async def _execute(
+        self, msg: Msg, trace_headers: dict[str, str], beat: int | None
+    ) -> ExecReply:
         """Run one execution in its `process` span; `trace_headers` receives its context."""
         network = self.networks[msg.subject.rsplit(".", 1)[-1]]
         headers = msg.headers or {}
@@ -277,15 +295,21 @@ class Coordinator:
         ) as recorded:
             with trace.use_span(_traceable(recorded, parent), end_on_exit=False) as span:
                 inject_headers(trace_headers)  # for the reply: the span ends before it is sent
-                return await self._run(msg, network, headers, span)
+                return await self._run(msg, network, headers, span, beat)
 
     async def _run(
-        self, msg: Msg, network: NoN, headers: dict[str, str], span: trace.Span
+        self,
+        msg: Msg,
+        network: NoN,
+        headers: dict[str, str],
+        span: trace.Span,
+        beat: int | None,
     ) -> ExecReply:
         trace_id = trace_id_hex(span)
         try:
             request = decode_exec_request(msg.data)
             _check_fingerprint(network, headers)
+            value = await self.payloads.resolve(request.input)
         except (InvalidRequestError, SpecMismatchError) as exc:
             span.set_attribute("error.type", exc.type)
             return self._refusal(msg, exc, trace_id=trace_id, network=network.name)
@@ -306,8 +330,47 @@ class Coordinator:
             metadata=request.metadata,
             trace_id=trace_id,
         )
+        state.input = value
+        durable = network.network_config.durable if request.durable is None else request.durable
+        journal = None
+        if durable:
+            try:
+                kept_input, _ = await self.payloads.offload_if_large(
+                    f"{execution_id}.input", encode(request.input), request.input
+                )
+            except PayloadTooLargeError:
+                kept_input = request.input  # no JetStream: admit() refuses it, typed
+            record = ExecutionRecord(
+                execution_id=execution_id,
+                network=network.name,
+                fingerprint=network.fingerprint,
+                request=msgspec.structs.replace(
+                    request, execution_id=execution_id, input=kept_input
+                ),
+                reply_subject=msg.reply or None,
+                reply_headers=inject_headers({}),
+                depth=state.depth,
+                started_at=now,
+            )
+            try:
+                admitted = await self.durable.admit(record)
+            except DurabilityUnavailableError as exc:
+                span.set_attribute("error.type", exc.type)
+                return self._refusal(msg, exc, trace_id=trace_id, network=network.name)
+            if isinstance(admitted, ExecutionRecord):
+                span.set_attribute("nons.idempotent_replay", True)
+                return await self._existing(admitted, state, trace_id)
+            journal = admitted
+            await self.heartbeats.mark_durable(beat)
+            span.set_attribute("nons.durable", True)
+        return await self._run_state(network, state, span, journal)
+
+    async def _run_state(
+        self, network: NoN, state: ExecutionState, span: trace.Span, journal: Journal | None
+    ) -> ExecReply:
+        """Run (or, with a taken-over journal, resume) an execution; record its end."""
         events = EventEmitter(
-            self.bus, network.name, execution_id, trace_id, enabled=self.settings.events
+            self.bus, network.name, state.execution_id, state.trace_id, enabled=self.settings.events
         )
         runner = ExecutionRunner(
             network,
@@ -319,8 +382,98 @@ class Coordinator:
             pricing=self.settings.pricing,
             liveness=self._liveness,
             lost_call_resends=self.settings.lost_call_resends,
+            journal=journal,
+            payloads=self.payloads,
         )
-        return await runner.run(span)
+        if journal is None:
+            return await runner.run(span)
+        journal.payloads = self.payloads
+        try:
+            reply = await runner.run(span)
+            kept = reply
+            if len(encode(reply)) > self.payloads.threshold:
+                kept = await self._offloaded(reply)
+            await journal.finish(kept)
+        finally:
+            self.durable.release(journal)
+        return reply
+
+    async def _existing(
+        self, record: ExecutionRecord, state: ExecutionState, trace_id: str | None
+    ) -> ExecReply:
+        """A request for an execution id already recorded: that execution's reply."""
+        reply = await self.durable.outcome(record, state.deadline - time.time())
+        if reply is not None:
+            return reply
+        return ExecReply(
+            execution_id=record.execution_id,
+            network=record.network,
+            status="failed",
+            error=error_info(
+                ExecutionTimeoutError(
+                    f"execution {record.execution_id} (requested again) was still running "
+                    "at this request's deadline; its result stays readable by id",
+                    details={"layer_index": record.current_layer},
+                )
+            ),
+            trace_id=trace_id,
+        )
+
+    async def _resume(self, journal: Journal) -> None:
+        """Finish an execution taken over from a dead coordinator; reply where it waits."""
+        record = journal.record
+        network = self.networks.get(record.network)
+        if network is None or network.fingerprint != record.fingerprint:
+            logger.warning(
+                "cannot resume %s: another definition of %s", record.execution_id, record.network
+            )
+            self.durable.release(journal)
+            return
+        state = await self._resumed_state(record, network)
+        parent = extract_context(record.reply_headers)
+        trace_headers: dict[str, str] = {}
+        try:
+            with self.tracer.start_as_current_span(
+                f"process {exec_subject(record.network)}",
+                context=parent,
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": exec_subject(record.network),
+                    "messaging.operation.type": "process",
+                    "nons.network": record.network,
+                    "nons.execution_id": record.execution_id,
+                    "nons.resumed_at_layer": record.current_layer,
+                },
+            ) as recorded:
+                with trace.use_span(_traceable(recorded, parent), end_on_exit=False) as span:
+                    state.trace_id = state.trace_id or trace_id_hex(span)
+                    inject_headers(trace_headers)
+                    reply = await self._run_state(network, state, span, journal)
+        except LeaseLost:
+            return
+        self.stats.finished(record.network, reply)
+        if record.reply_subject:
+            await self._publish_reply(record.reply_subject, reply, trace_headers)
+
+    async def _resumed_state(self, record: ExecutionRecord, network: NoN) -> ExecutionState:
+        """The checkpointed state, or a fresh one when no layer had finished."""
+        if record.state is not None:
+            return msgspec.convert(await self.payloads.resolve(record.state), ExecutionState)
+        request = record.request
+        return ExecutionState(
+            execution_id=record.execution_id,
+            network=record.network,
+            fingerprint=record.fingerprint,
+            input=await self.payloads.resolve(request.input),
+            started_at=record.started_at,
+            deadline=execution_deadline(
+                record.started_at, request.timeout_s, network.network_config.global_timeout_seconds
+            ),
+            depth=record.depth,
+            budget_usd=request.budget_usd or network.network_config.budget_usd,
+            metadata=request.metadata,
+        )
 
     def _breakers_of(self, network: NoN) -> dict[str, CircuitBreaker] | None:
         """The network's per-node breakers, shared by all its executions here."""
@@ -375,19 +528,48 @@ class Coordinator:
                 "execution %s had no reply subject (published, not requested)", reply.execution_id
             )
             return
-        headers = {EXECUTION_ID_HEADER: reply.execution_id}
-        if trace_headers:
-            headers.update(trace_headers)
-        else:
-            inject_headers(headers, extract_context(msg.headers))
+        if not trace_headers:
+            trace_headers = inject_headers({}, extract_context(msg.headers))
+        await self._publish_reply(msg.reply, reply, trace_headers)
+
+    async def _publish_reply(
+        self, subject: str, reply: ExecReply, trace_headers: dict[str, str]
+    ) -> None:
+        """Send a reply; one too large for a message goes with its output by reference."""
+        headers = {EXECUTION_ID_HEADER: reply.execution_id, **trace_headers}
         payload = encode(reply)
+        if len(payload) > self.payloads.threshold:
+            reply = await self._offloaded(reply)
+            payload = encode(reply)
         try:
-            await self.bus.publish(msg.reply, payload, headers)
+            await self.bus.publish(subject, payload, headers)
         except PayloadTooLargeError as exc:
             too_large = msgspec.structs.replace(
                 reply, status="failed", output=None, layers=[], error=error_info(exc)
             )
-            await self.bus.publish(msg.reply, encode(too_large), headers)
+            await self.bus.publish(subject, encode(too_large), headers)
+
+    async def _offloaded(self, reply: ExecReply) -> ExecReply:
+        """The reply with its output, and any large node output, by reference."""
+        name = reply.execution_id
+        try:
+            output, _ = await self.payloads.offload_if_large(
+                f"{name}.output", encode(reply.output), reply.output
+            )
+            layers = []
+            for layer in reply.layers:
+                nodes = []
+                for node in layer.nodes:
+                    value, moved = await self.payloads.offload_if_large(
+                        f"{name}.{layer.layer_index}.{node.node_id}.output",
+                        encode(node.output),
+                        node.output,
+                    )
+                    nodes.append(msgspec.structs.replace(node, output=value) if moved else node)
+                layers.append(msgspec.structs.replace(layer, nodes=nodes))
+        except PayloadTooLargeError:
+            return reply  # no object store: today's typed payload_too_large follows
+        return msgspec.structs.replace(reply, output=output, layers=layers)
 
 
 def _traceable(span: trace.Span, parent: Context) -> trace.Span:

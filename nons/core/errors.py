@@ -13,10 +13,12 @@ from typing import Any, ClassVar
 
 __all__ = (
     "BudgetExceededError",
+    "CancelledExecutionError",
     "CircuitOpenError",
     "ConfigurationError",
     "CoordinatorLostError",
     "DepthExceededError",
+    "DurabilityUnavailableError",
     "ExecutionError",
     "ExecutionTimeoutError",
     "InjectedFailureError",
@@ -31,6 +33,7 @@ __all__ = (
     "NodeTimeoutError",
     "NodeUnavailableError",
     "NonsError",
+    "NotFoundError",
     "OperatorError",
     "OperatorValidationError",
     "PayloadTooLargeError",
@@ -260,6 +263,28 @@ class CoordinatorLostError(ExecutionError):
     """
 
     type = "coordinator_lost"
+    retryable = True
+
+
+class NotFoundError(ExecutionError, LookupError):
+    """No durable execution has this id (never one, or past its retention)."""
+
+    type = "not_found"
+
+
+class CancelledExecutionError(ExecutionError):
+    """The execution was cancelled (`nons cancel`, `client.cancel`) before it finished."""
+
+    type = "cancelled"
+
+
+class DurabilityUnavailableError(ExecutionError):
+    """A durable execution was asked for where JetStream cannot record it.
+
+    Never answered by running it without durability: the caller asked for a guarantee.
+    """
+
+    type = "durability_unavailable"
     retryable = True
 
 

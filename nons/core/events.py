@@ -22,6 +22,7 @@ __all__ = (
     "EventType",
     "ExecutionCompleted",
     "ExecutionFailed",
+    "ExecutionResumed",
     "ExecutionStarted",
     "LayerCompleted",
     "LayerStarted",
@@ -201,6 +202,17 @@ class ExecutionCompleted(Event, tag="execution.completed", frozen=True, kw_only=
     """Why a `partial` execution stopped early (e.g. `budget_exceeded`), if it did."""
 
 
+class ExecutionResumed(Event, tag="execution.resumed", frozen=True, kw_only=True):
+    """A coordinator took over a durable execution whose coordinator died."""
+
+    layer_index: int
+    """The first unfinished layer, where it resumes."""
+    resumes: int = 1
+    """How many times the execution has been taken over so far."""
+    previous_owner: str | None = None
+    """The coordinator instance whose lease expired."""
+
+
 class ExecutionFailed(Event, tag="execution.failed", frozen=True, kw_only=True):
     """An execution ended with `failed`."""
 
@@ -307,6 +319,7 @@ AnyEvent = (
     | LayerCompleted
     | ExecutionCompleted
     | ExecutionFailed
+    | ExecutionResumed
     | BudgetExceeded
     | CostAlert
     | NodeRerouted

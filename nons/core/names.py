@@ -11,9 +11,11 @@ import re
 from nons.core.errors import InvalidNameError
 
 __all__ = (
+    "CANCEL_PREFIX",
     "EVENTS_PREFIX",
     "EXEC_PREFIX",
     "NODE_PREFIX",
+    "cancel_subject",
     "event_subject",
     "events_filter",
     "exec_subject",
@@ -29,6 +31,10 @@ NODE_PREFIX = "nons.node"
 
 EVENTS_PREFIX = "nons.events"
 """Prefix of the event subjects: `nons.events.<network>.<execution_id>.<event>`."""
+
+CANCEL_PREFIX = "nons.cancel"
+"""`nons.cancel.<execution_id>`: stop a durable execution (its coordinator answers,
+actors stop its running calls)."""
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -55,6 +61,11 @@ def exec_subject(network: str) -> str:
 def node_subject(network: str, node_id: str) -> str:
     """The subject (and queue group) of one node's actors."""
     return f"{NODE_PREFIX}.{network}.{node_id}"
+
+
+def cancel_subject(execution_id: str) -> str:
+    """The subject that cancels one durable execution."""
+    return f"{CANCEL_PREFIX}.{execution_id}"
 
 
 def event_subject(network: str, execution_id: str, event_type: str) -> str:

@@ -214,6 +214,9 @@ class NetworkConfig(
     """Per-node circuit breakers in the coordinator (off when `None`)."""
     cache: CacheConfig | None = None
     """Node-result caching in the actors (off when `None`; see `CacheConfig`)."""
+    durable: bool = False
+    """Record every execution in JetStream so that it survives its coordinator (a
+    request can ask for it alone with `"durable": true`); see the README's Reliability."""
 
 
 class BackoffStrategy(enum.StrEnum):

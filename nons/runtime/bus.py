@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 from typing import TYPE_CHECKING
 
 from nons.core.errors import NodeUnavailableError
 from nons.runtime.connection import check_message_size, max_payload
-from nons.runtime.liveness import PROGRESS_HEADER
+from nons.runtime.liveness import DURABLE, PROGRESS_HEADER
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -67,7 +68,10 @@ class _Watch:
         self.window = window
         self.timer: asyncio.Timeout | None = None
 
-    def heard(self, now: float) -> None:
+    def heard(self, now: float, durable: bool) -> None:
+        if durable:
+            # Its coordinator's death is not its end: another takes it over and replies.
+            self.window = math.inf
         timer = self.timer
         if timer is not None and not timer.expired():
             timer.reschedule(min(self.end, now + self.window))
@@ -194,7 +198,8 @@ class Bus:
         if msg.headers and PROGRESS_HEADER in msg.headers:
             watch = self._watches.get(token)
             if watch is not None:
-                watch.heard(asyncio.get_running_loop().time())
+                durable = msg.headers[PROGRESS_HEADER] == DURABLE
+                watch.heard(asyncio.get_running_loop().time(), durable)
             return
         future = self._pending.get(token)
         if future is None or future.done():

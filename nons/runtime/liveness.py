@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "LIVENESS_HEADER",
+    "DURABLE",
     "PROGRESS_HEADER",
     "Heartbeats",
     "Liveness",
@@ -55,6 +56,10 @@ MAX_INTERVAL_S = 300.0
 """Longest interval a responder accepts."""
 
 _PROGRESS = {PROGRESS_HEADER: "working"}
+DURABLE = "durable"
+"""Progress value of a durable execution: if its coordinator goes silent, another one
+takes it over and replies, so the caller keeps waiting instead of giving it up."""
+_DURABLE = {PROGRESS_HEADER: DURABLE}
 
 logger = logging.getLogger("nons.runtime")
 
@@ -103,6 +108,7 @@ class _Beat:
     reply: str
     interval: float
     due: float
+    headers: dict[str, str]
 
 
 class Heartbeats:
@@ -131,10 +137,18 @@ class Heartbeats:
         loop = asyncio.get_running_loop()
         key = next(self._keys)
         due = loop.time() + interval
-        self._beating[key] = _Beat(msg.reply, interval, due)
+        self._beating[key] = _Beat(msg.reply, interval, due, _PROGRESS)
         if self._timer is None or due < self._timer.when():
             self._arm(loop, due)
         return key
+
+    async def mark_durable(self, key: int | None) -> None:
+        """Beat `durable` for this request from now on, starting with one beat at once."""
+        beat = self._beating.get(key) if key is not None else None
+        if beat is None:
+            return
+        beat.headers = _DURABLE
+        await self._publish(beat.reply, b"", _DURABLE)
 
     def stop(self, key: int | None) -> None:
         """Stop beating for a request (its reply is about to be sent)."""
@@ -160,21 +174,21 @@ class Heartbeats:
             return
         loop = asyncio.get_running_loop()
         now = loop.time()
-        due: list[str] = []
+        due: list[tuple[str, dict[str, str]]] = []
         earliest = math.inf
         for beat in self._beating.values():
             if beat.due <= now:
-                due.append(beat.reply)
+                due.append((beat.reply, beat.headers))
                 beat.due = now + beat.interval
             earliest = min(earliest, beat.due)
         if due:
             self._sends.spawn(self._send(due))
         self._arm(loop, earliest)
 
-    async def _send(self, replies: list[str]) -> None:
-        for reply in replies:
+    async def _send(self, replies: list[tuple[str, dict[str, str]]]) -> None:
+        for reply, headers in replies:
             try:
-                await self._publish(reply, b"", _PROGRESS)
+                await self._publish(reply, b"", headers)
             except Exception:  # a closed connection: the reply will not arrive either
                 logger.debug("progress on %s not sent", reply, exc_info=True)
                 return

@@ -62,6 +62,9 @@ class ExecRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Deadline of this execution in seconds."""
     metadata: dict[str, str] | None = None
     """Caller's labels, echoed in events."""
+    durable: bool | None = None
+    """Record the execution in JetStream so it survives its coordinator (None: the
+    network's `NetworkConfig.durable`)."""
 
     def __post_init__(self) -> None:
         if self.execution_id is not None and not _is_token(self.execution_id):
@@ -125,6 +128,9 @@ class NodeCall(msgspec.Struct, frozen=True, kw_only=True):
     """The configured length of that limit, for the timeout error's details."""
     model: ModelConfig | None = None
     """Model override (fallback model, cost-based routing)."""
+    durable: bool = False
+    """Part of a durable execution: the actor claims the call and records its result in
+    JetStream (`NONS_CALLS`) before replying, so a resuming coordinator never pays twice."""
 
 
 _ENCODER = msgspec.json.Encoder()

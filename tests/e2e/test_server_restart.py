@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import nats
 import nats.errors
+import pytest
 
 from tests.support.cluster import (
     READY_S,
@@ -117,6 +118,7 @@ async def completes(nc: Client, network: str, timeout: float = 5.0) -> bool:  # 
     return bool(json.loads(msg.data)["status"] == "completed")
 
 
+@pytest.mark.slow  # about 10 s of waiting: CI runs it beside `make test`
 async def test_executions_survive_a_server_restart(
     fresh_nats_server: EmbeddedServer, tmp_path: Path
 ) -> None:
@@ -166,6 +168,7 @@ async def test_executions_survive_a_server_restart(
     assert all(elapsed <= REQUEST_TIMEOUT_S + HANG_MARGIN_S for _, elapsed in outcomes)
 
 
+@pytest.mark.slow  # about 10 s of waiting: CI runs it beside `make test`
 async def test_killed_coordinator_loses_only_its_executions(nats_url: str, tmp_path: Path) -> None:
     name, spec = two_layer_spec(tmp_path, node_timeout=6.0)
     started_layers: set[str] = set()

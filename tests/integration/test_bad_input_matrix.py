@@ -2,9 +2,10 @@
 typed error (or is dropped and logged), and a normal execution completes right after.
 
 The server runs with a small `max_payload` so that "huge" payloads (just under the
-limit, so the server accepts them) are cheap: the coordinator's fan-out and the
-actor's reply would not fit and must become `payload_too_large`, never a closed
-connection.
+limit, so the server accepts them) are cheap, and without JetStream, so there is no
+object store to send them by reference (`tests/integration/test_durable.py` covers
+that): the coordinator's fan-out and the actor's reply would not fit and must become
+`payload_too_large`, never a closed connection.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 
 from nons import Node, NoN, operator
 from nons.actors.host import ActorHost
-from nons.coordinator.service import Coordinator
+from nons.coordinator.service import Coordinator, CoordinatorSettings
 from nons.core.types import ModelProvider
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
@@ -176,8 +177,8 @@ CASES: dict[str, Case] = {
 
 @pytest.fixture(scope="module")
 def small_server() -> Iterator[EmbeddedServer]:
-    """A server of this module's own, with a 64 KiB max_payload."""
-    server = EmbeddedServer(max_payload=LIMIT)
+    """A server of this module's own, with a 64 KiB max_payload and no JetStream."""
+    server = EmbeddedServer(max_payload=LIMIT, jetstream=False)
     server.start()
     try:
         yield server
@@ -200,7 +201,9 @@ async def serving(url: str) -> AsyncIterator[tuple[NatsClient, Coordinator, Acto
     try:
         async with (
             ActorHost(server_nc, [NETWORK]) as actors,
-            Coordinator(server_nc, [NETWORK]) as coordinator,
+            Coordinator(
+                server_nc, [NETWORK], CoordinatorSettings(record_events=False)
+            ) as coordinator,
         ):
             yield client, coordinator, actors
             assert server_nc.is_connected, "a bad message closed the serving connection"

@@ -15,12 +15,13 @@ from nons import LayerConfig, Node, NoN, operator
 from nons.actors.host import ActorHost
 from nons.cli._discovery import discover
 from nons.client import Client
-from nons.coordinator.service import Coordinator
+from nons.coordinator.service import Coordinator, CoordinatorSettings
 from nons.core.errors import SpecMismatchError
 from nons.core.types import ErrorPolicy, ModelProvider
 from nons.providers import registry
 from nons.providers.settings import ProviderSettings
 from nons.runtime.connection import ConnectionSettings, connect_nats
+from nons.runtime.payloads import REF_KEY
 from nons.runtime.server import EmbeddedServer
 from tests.support.wait import wait_until
 
@@ -78,14 +79,17 @@ def mock_provider() -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def serving(
-    url: str, coordinated: list[NoN], hosted: list[NoN] | None = None
+    url: str,
+    coordinated: list[NoN],
+    hosted: list[NoN] | None = None,
+    settings: CoordinatorSettings | None = None,
 ) -> AsyncIterator[tuple[Coordinator, ActorHost]]:
     """A coordinator for `coordinated` and actors for `hosted` on a connection of their own."""
     nc = await connect_nats(ConnectionSettings(url=url, name="nons-test-serve"))
     try:
         async with (
             ActorHost(nc, hosted if hosted is not None else coordinated) as actors,
-            Coordinator(nc, coordinated) as coordinator,
+            Coordinator(nc, coordinated, settings) as coordinator,
         ):
             yield coordinator, actors
     finally:
@@ -211,8 +215,9 @@ async def test_schema_violation_names_field_and_rule(nats_url: str, nc: NatsClie
 
 
 async def test_payload_over_the_server_limit_fails_typed() -> None:
+    """Without JetStream (no object store to send it by reference)."""
     limit = 64 * 1024
-    async with EmbeddedServer(max_payload=limit) as server:
+    async with EmbeddedServer(max_payload=limit, jetstream=False) as server:
         name = unique("rt-big")
         grow = NoN.from_operators([Node(rt_inflate, times=3)], name=name)
         fan_name = unique("rt-fan")
@@ -223,7 +228,8 @@ async def test_payload_over_the_server_limit_fails_typed() -> None:
         )
         client_nc = await connect_nats(ConnectionSettings(url=server.url))
         try:
-            async with serving(server.url, [grow, fan_out]):
+            no_recording = CoordinatorSettings(record_events=False)
+            async with serving(server.url, [grow, fan_out], settings=no_recording):
                 text = b"x" * (30 * 1024)
                 too_big_output = await request(client_nc, name, text)
                 assert too_big_output["status"] == "failed"
@@ -241,6 +247,25 @@ async def test_payload_over_the_server_limit_fails_typed() -> None:
                 assert client_nc.is_connected
         finally:
             await client_nc.close()
+
+
+async def test_payload_over_the_server_limit_goes_by_reference() -> None:
+    """With JetStream: the same outputs and fan-out travel through the object store."""
+    async with EmbeddedServer(max_payload=64 * 1024) as server:
+        name = unique("rt-big")
+        grow = NoN.from_operators([Node(rt_inflate, times=3)], name=name)
+        fan_name = unique("rt-fan")
+        fan_out = NoN.from_operators([Node(rt_inflate) * 2, Node(rt_count)], name=fan_name)
+        client_nc = await connect_nats(ConnectionSettings(url=server.url))
+        try:
+            async with serving(server.url, [grow, fan_out]):
+                grown = await request(client_nc, name, b"x" * (30 * 1024))
+                fanned = await request(client_nc, fan_name, b"y" * (32 * 1024))
+        finally:
+            await client_nc.close()
+    assert grown["status"] == "completed", grown.get("error")
+    assert grown["output"][REF_KEY]["size"] == 90 * 1024 + 2  # the JSON string's quotes
+    assert (fanned["status"], fanned["output"]) == ("completed", 2)
 
 
 async def test_late_reply_is_dropped_counted_and_never_mixed(nats_url: str, nc: NatsClient) -> None:

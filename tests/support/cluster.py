@@ -114,9 +114,11 @@ def start_coordinator(
     name: str = "coordinator",
     env: Mapping[str, str] | None = None,
     extra: Sequence[str] = (),
+    options: Sequence[str] = (),
 ) -> NonsProcess:
-    """`nons coordinator` for `target`, stopped (by PID) when `stack` closes."""
-    args = [*extra, "--nats-url", url, "coordinator", target]
+    """`nons coordinator` for `target` (`extra`: global flags, `options`: the command's),
+    stopped (by PID) when `stack` closes."""
+    args = [*extra, "--nats-url", url, "coordinator", target, *options]
     environment = env if env is not None else child_env()
     return stack.enter_context(nons_process(args, tmp_path=tmp_path, env=environment, name=name))
 

@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING
 
 from nons.cli.commands import (
     actor,
+    cancel,
     coordinator,
     events,
     exec,
+    executions,
     ls,
+    result,
     run,
     server,
     sink,
@@ -28,7 +31,21 @@ if TYPE_CHECKING:
 
 __all__ = ("COMMANDS", "register_all")
 
-COMMANDS = (up, coordinator, actor, exec, events, trace, ls, server, run, sink)
+COMMANDS = (
+    up,
+    coordinator,
+    actor,
+    exec,
+    result,
+    executions,
+    cancel,
+    events,
+    trace,
+    ls,
+    server,
+    run,
+    sink,
+)
 """Every command module, in the order `nons --help` lists them."""
 
 
