@@ -9,7 +9,7 @@ STAMP := $(VENV)/.nons-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install test test-slow demo lint bench postgres
+.PHONY: install test test-slow demo lint bench postgres chromium
 
 install:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,20 @@ postgres:
 		echo "note: PostgreSQL is not installed; the postgres sink tests will be skipped"; \
 	fi
 
+# Headless Chromium and its driver for the `nons ui` browser tests, from Debian's packages
+# when missing and we may (root); otherwise those tests skip.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+		echo "note: chromium is not installed; the nons ui browser tests will be skipped"; \
+	fi
+
 # `make test` leaves out the scenarios marked slow (half a minute each, mostly waiting);
 # `make test-slow` runs them, and CI runs both (.ci/run).
-test: $(STAMP) postgres
+test: $(STAMP) postgres chromium
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: $(STAMP)

@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
         "providers",
     },
     "sinks": {"core", "runtime", "observability"},
+    "ui": {"core", "runtime", "observability", "client"},
     "cli": {
         "nons",
         "core",
@@ -42,6 +43,7 @@ ALLOWED: dict[str, set[str]] = {
         "actors",
         "client",
         "sinks",
+        "ui",
     },
 }
 """Package -> the packages it may import (the arrows of the README's Layout section).

@@ -23,6 +23,7 @@ from nons.cli.commands import (
     server,
     sink,
     trace,
+    ui,
     up,
 )
 
@@ -45,6 +46,7 @@ COMMANDS = (
     server,
     run,
     sink,
+    ui,
 )
 """Every command module, in the order `nons --help` lists them."""
 
