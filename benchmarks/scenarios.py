@@ -23,6 +23,7 @@ from benchmarks.floors import (
     round_trip_times,
     throughput,
 )
+from benchmarks.prompt_cache import prompt_cache
 from benchmarks.report import Figure, Target, percentile, ratio, summarize
 from nons.client import Client
 from nons.runtime.messages import encode
@@ -437,5 +438,6 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[list[Figure]]]] = {
     "overlap": overlap,
     "liveness": liveness,
     "durability": durability,
+    "prompt-cache": prompt_cache,
 }
 """Every scenario by name, in the order a full run executes them."""

@@ -12,6 +12,7 @@ coordinator notices in seconds, not at the layer timeout, when this process dies
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -30,6 +31,7 @@ from nons.actors._calls import check_call, failure_for, reply_headers
 from nons.actors._discovery import bound_discovery
 from nons.actors._durable import DurableCalls
 from nons.actors._slots import Slot
+from nons.actors.batch_progress import batch_publisher
 from nons.actors.cache import NodeCache, lookup, served_from_cache, store
 from nons.actors.deltas import delta_publisher
 from nons.core.deadlines import timeout_error
@@ -49,6 +51,7 @@ from nons.observability.propagation import (
     span_id_hex,
     trace_id_hex,
 )
+from nons.providers.batches import BatchMode, in_batch_mode
 from nons.providers.registry import add_breaker_listener, remove_breaker_listener
 from nons.runtime.bus import Bus
 from nons.runtime.connection import stop_service
@@ -383,11 +386,30 @@ class ActorHost:
         # extra event-loop turns per call on the hottest path of the actor.
         deadline = asyncio.timeout(call.timeout_s or None)
         token = _CURRENT_CALL.set((slot.network.name, call.execution_id, slot.node.node_id))
-        try:
-            async with slot.limiter, deadline:
-                return await slot.node.execute(
-                    call.input, model_config=call.model, on_delta=on_delta
+        # A batch-mode call waits on a remote Message Batch, not on this process: it holds
+        # no concurrency slot, so a whole layer's calls can share one batch.
+        limiter = slot.limiter if not call.batch else contextlib.nullcontext()
+        batching = (
+            in_batch_mode(
+                BatchMode(
+                    on_progress=batch_publisher(
+                        self.bus, slot.network.name, slot.node.node_id, call
+                    )
                 )
+            )
+            if call.batch
+            else contextlib.nullcontext()
+        )
+        try:
+            async with limiter, deadline:
+                with batching:
+                    return await slot.node.execute(
+                        call.input,
+                        model_config=call.model,
+                        on_delta=on_delta,
+                        prompt_cache=slot.node.prompt_cache
+                        and slot.network.network_config.prompt_cache,
+                    )
         except TimeoutError as exc:
             if not deadline.expired():
                 return failed_result(slot.node, exc)  # a typed timeout from below, not ours

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 import anyio
+import msgspec
 
+from nons.actors.batch_progress import BATCH_EVENT
 from nons.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -30,13 +32,20 @@ from nons.cli._format import reply_json
 from nons.client import Client
 from nons.client.batch import stream_map
 from nons.core.errors import ConfigurationError
+from nons.core.events import NodeBatch, decode_event
+from nons.core.names import EVENTS_PREFIX
 from nons.runtime.messages import decode_exec_request
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
+    from nats.aio.client import Client as NatsClient
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+
     from nons.cli._common import CliContext
     from nons.client.batch import IndexedResult
+    from nons.core.modes import ExecutionMode
     from nons.core.results import ExecutionResult
 
 __all__ = ("BatchProgress", "count_lines", "item_line", "run_exec_batch")
@@ -73,6 +82,8 @@ class BatchProgress:
         self.done = 0
         self.failed = 0
         self.mock = False
+        self.batches: dict[str, NodeBatch] = {}
+        """The latest `node.batch` event of each Message Batch (batch mode)."""
         self._shown_at: float | None = None
         self._drawn = False
 
@@ -81,7 +92,34 @@ class BatchProgress:
         elapsed = self.clock() - self.started
         rate = self.done / elapsed if elapsed > 0 else 0.0
         of = f"/{self.total}" if self.total is not None else ""
-        return f"batch: {self.done}{of} done, {self.failed} failed, {rate:.1f} exec/s"
+        line = f"batch: {self.done}{of} done, {self.failed} failed, {rate:.1f} exec/s"
+        if self.batches:
+            latest = max(self.batches.values(), key=lambda event: event.ts)
+            total = (
+                latest.processing
+                + latest.succeeded
+                + latest.errored
+                + latest.canceled
+                + latest.expired
+            )
+            line += (
+                f"; Message Batch {latest.batch_id} (layer {latest.layer_index}, "
+                f"{len(self.batches)} so far): {latest.processing}/{total} processing, "
+                f"{latest.succeeded} succeeded, {latest.errored} errored, "
+                f"{latest.expired} expired"
+            )
+        return line
+
+    def batch_seen(self, event: NodeBatch) -> None:
+        """Note where a Message Batch stands and show it if it is time to."""
+        known = self.batches.get(event.batch_id)
+        if known is not None and known.ts > event.ts:
+            return
+        self.batches[event.batch_id] = event
+        now = self.clock()
+        interval = TTY_REFRESH_S if self.interactive else LOG_INTERVAL_S
+        if self._shown_at is None or now - self._shown_at >= interval:
+            self._show(now)
 
     def add(self, result: ExecutionResult) -> None:
         """Count one finished item and show the progress if it is time to."""
@@ -125,6 +163,7 @@ async def run_exec_batch(
     as_json: bool,
     timeout_s: float | None,
     budget_usd: float | None,
+    mode: ExecutionMode = "online",
 ) -> int:
     """Run `network` once per line of `path` (`-`: stdin); print results in line order.
 
@@ -139,8 +178,14 @@ async def run_exec_batch(
         nc = await connect(context, "nons-exec-batch")
         client = Client(nc, owns_connection=True)
         try:
-            settings = _Settings(concurrency, as_json, timeout_s, budget_usd)
-            unavailable = await _run(client, network, path, progress, settings)
+            settings = _Settings(concurrency, as_json, timeout_s, budget_usd, mode)
+            watch = await _watch_batches(nc, network, progress) if mode == "batch" else None
+            try:
+                unavailable = await _run(client, network, path, progress, settings)
+            finally:
+                if watch is not None:
+                    with contextlib.suppress(Exception):
+                        await watch.unsubscribe()
         finally:
             await client.close()
     progress.finish()
@@ -197,6 +242,21 @@ class _Settings:
     as_json: bool
     timeout_s: float | None
     budget_usd: float | None
+    mode: ExecutionMode = "online"
+
+
+async def _watch_batches(nc: NatsClient, network: str, progress: BatchProgress) -> Subscription:
+    """Feed `node.batch` events of `network` to the progress line."""
+
+    async def on_event(msg: Msg) -> None:
+        try:
+            event = decode_event(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        if isinstance(event, NodeBatch):
+            progress.batch_seen(event)
+
+    return await nc.subscribe(f"{EVENTS_PREFIX}.{network}.*.{BATCH_EVENT}", cb=on_event)
 
 
 async def _run(
@@ -215,6 +275,7 @@ async def _run(
             timeout_s=timeout_s,
             budget_usd=budget_usd,
             metadata=request.metadata,
+            mode=request.mode or settings.mode,
         )
 
     waiting: dict[int, IndexedResult] = {}

@@ -31,6 +31,7 @@ from nons.core.errors import (
     PayloadTooLargeError,
 )
 from nons.core.events import Event, decode_event
+from nons.core.modes import BATCH_WINDOW_S, ExecutionMode
 from nons.core.names import cancel_subject, events_filter, exec_subject, validate_token
 from nons.core.results import ErrorInfo, ExecutionMetadata, ExecutionResult
 from nons.core.types import Content, CostInfo
@@ -150,6 +151,7 @@ class Client:
         budget_usd: float | None = None,
         metadata: dict[str, str] | None = None,
         durable: bool | None = None,
+        mode: ExecutionMode | None = None,
     ) -> ExecutionResult:
         """Run a network by name (or `NoN`) and return its result, failed ones included.
 
@@ -168,6 +170,7 @@ class Client:
                 budget_usd=budget_usd,
                 metadata=metadata,
                 durable=durable,
+                mode=mode,
             )
         return await self.run_network(
             network,
@@ -177,6 +180,7 @@ class Client:
             budget_usd=budget_usd,
             metadata=metadata,
             durable=durable,
+            mode=mode,
         )
 
     async def run_network(
@@ -189,6 +193,7 @@ class Client:
         budget_usd: float | None = None,
         metadata: dict[str, str] | None = None,
         durable: bool | None = None,
+        mode: ExecutionMode | None = None,
     ) -> ExecutionResult:
         """Run a `NoN` by name, insisting on its definition and firing its callbacks."""
         execution_id = execution_id or uuid.uuid4().hex
@@ -203,6 +208,7 @@ class Client:
                 budget_usd=budget_usd,
                 metadata=metadata,
                 durable=durable,
+                mode=mode,
                 fingerprint=network.fingerprint,
                 default_timeout=network.network_config.global_timeout_seconds,
             )
@@ -220,6 +226,7 @@ class Client:
         budget_usd: float | None,
         metadata: dict[str, str] | None,
         durable: bool | None = None,
+        mode: ExecutionMode | None = None,
         fingerprint: str | None = None,
         default_timeout: float = DEFAULT_TIMEOUT_S,
     ) -> ExecutionResult:
@@ -235,6 +242,7 @@ class Client:
             timeout_s=timeout_s,
             metadata=metadata,
             durable=durable,
+            mode=mode,
         )
         body = encode(request)
         if len(body) > self.payloads.threshold:
@@ -242,6 +250,8 @@ class Client:
                 ref = await self.payloads.offload(f"{execution_id}.input", encode(input))
                 body = encode(msgspec.structs.replace(request, input=ref))
         subject = exec_subject(network)
+        if mode == "batch":
+            default_timeout = max(default_timeout, BATCH_WINDOW_S)
         wait = (timeout_s if timeout_s is not None else default_timeout) + REPLY_MARGIN_S
         with self.tracer.start_as_current_span(
             f"send {subject}",

@@ -27,6 +27,7 @@ from nons.core.results import ErrorInfo, ExecutionMetadata, ExecutionResult, Ind
 from nons.runtime.messages import ExecRequest
 
 if TYPE_CHECKING:
+    from nons.core.modes import ExecutionMode
     from nons.core.network import NetworkExecutor, NoN
     from nons.core.types import Content
 
@@ -59,6 +60,7 @@ async def run_batch(
     budget_usd: float | None = None,
     metadata: dict[str, str] | None = None,
     raise_on_failure: bool = False,
+    mode: ExecutionMode | None = None,
 ) -> list[IndexedResult]:
     """Run `network` once per input and return the results in input order.
 
@@ -75,6 +77,7 @@ async def run_batch(
         budget_usd: spending limit of each execution.
         metadata: labels of each execution.
         raise_on_failure: raise the first failure seen instead, cancelling the rest.
+        mode: `batch` to run the model calls in Message Batches (see `nons.core.modes`).
 
     Raises:
         ConfigurationError: `concurrency` is below 1.
@@ -90,6 +93,7 @@ async def run_batch(
         timeout_s=timeout_s,
         budget_usd=budget_usd,
         metadata=metadata,
+        mode=mode,
     )
     async with contextlib.aclosing(stream) as results:
         async for result in results:
@@ -108,6 +112,7 @@ async def stream_results(
     timeout_s: float | None = None,
     budget_usd: float | None = None,
     metadata: dict[str, str] | None = None,
+    mode: ExecutionMode | None = None,
 ) -> AsyncGenerator[IndexedResult, None]:
     """Run `network` once per input and yield each result as soon as it completes.
 
@@ -128,6 +133,7 @@ async def stream_results(
                 timeout_s=item.timeout_s if item.timeout_s is not None else timeout_s,
                 budget_usd=item.budget_usd if item.budget_usd is not None else budget_usd,
                 metadata=item.metadata if item.metadata is not None else metadata,
+                mode=item.mode if item.mode is not None else mode,
             )
         # Any other item is an input: core's `RunRequest` is only ever an `ExecRequest`.
         value = item.output if isinstance(item, ExecutionResult) else cast("Content", item)
@@ -138,6 +144,7 @@ async def stream_results(
             timeout_s=timeout_s,
             budget_usd=budget_usd,
             metadata=metadata,
+            mode=mode,
         )
 
     async with contextlib.aclosing(

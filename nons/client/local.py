@@ -32,6 +32,7 @@ from nons.runtime.server import EmbeddedServer
 if TYPE_CHECKING:
     import asyncio
 
+    from nons.core.modes import ExecutionMode
     from nons.core.network import NetworkExecutor, NoN
     from nons.core.results import ExecutionResult
     from nons.core.types import Content
@@ -121,6 +122,7 @@ class LocalRuntime:
         timeout_s: float | None = None,
         budget_usd: float | None = None,
         metadata: dict[str, str] | None = None,
+        mode: ExecutionMode | None = None,
     ) -> ExecutionResult:
         """Serve the network if needed, then run it through its exec subject."""
         await self.serve(network)
@@ -132,6 +134,7 @@ class LocalRuntime:
             timeout_s=timeout_s,
             budget_usd=budget_usd,
             metadata=metadata,
+            mode=mode,
         )
 
     async def _unserve(self, name: str) -> None:

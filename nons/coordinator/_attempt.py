@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import anyio
 
     from nons.coordinator._state import ExecutionState
+    from nons.coordinator._warmup import Warmup
     from nons.coordinator.routing import Routes
     from nons.core.network import NoN
     from nons.core.node import Node
@@ -90,6 +91,8 @@ class LayerContext:
     """Cheaper models the budget moved nodes to, by node id."""
     stopped_by: ErrorInfo | None = None
     """The failure that cancelled the layer under a stopping policy (None: not cancelled)."""
+    warmup: Warmup | None = None
+    """Prompt-cache warm-up of the layer: who goes first, who waits (None: nobody waits)."""
 
 
 class Attempts:
@@ -183,7 +186,9 @@ class Attempts:
         now = time.time()
         deadline = call_deadline(
             now,
-            node_timeout_s=context.layer.layer_config.node_timeout_seconds,
+            node_timeout_s=None
+            if self.state.batch
+            else context.layer.layer_config.node_timeout_seconds,
             layer_deadline=context.deadline,
             layer_deadline_limit=context.limit,
             layer_deadline_s=context.limit_s,
@@ -229,6 +234,7 @@ class Attempts:
                         timeout_limit_s=deadline.limit_s,
                         model=model,
                         durable=self.durable,
+                        batch=self.state.batch,
                     )
                     headers = inject_headers(dict(self._base)) if self.traced else self.headers
                     msg = await self.bus.request(

@@ -89,7 +89,23 @@ class NodeCaller:
     async def call(
         self, context: LayerContext, slot: int, node: LayerMember, results: list[NodeResult | None]
     ) -> None:
-        """Call one member of the layer and put its final result in `results[slot]`."""
+        """Call one member of the layer and put its final result in `results[slot]`.
+
+        Under a prompt-cache warm-up, a follower first waits for its leader (within
+        the layer's deadline), and a leader lets its followers go when it is done,
+        whatever happened to it, if its first attempt has not already done so.
+        """
+        warmup = context.warmup
+        if warmup is not None:
+            gate = warmup.followers.get(slot)
+            if gate is not None:
+                await gate.wait()
+            elif isinstance(node, Node) and node.node_id in warmup.leaders:
+                try:
+                    await self.call_node(context, slot, node, results, context.payload)
+                finally:
+                    warmup.release(node.node_id)
+                return
         if isinstance(node, Router):
             await self._route(context, slot, node, results)
         else:
@@ -134,6 +150,8 @@ class NodeCaller:
             )
             started = time.perf_counter()
             result = await self.attempts.guarded(context, node, attempt, model, payload)
+            if context.warmup is not None:
+                context.warmup.release(node.node_id)  # the cache is written (or never will be)
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             if isinstance(node, Node):
                 record_call(model or base_model, result, elapsed_ms)

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from nons.core.modes import BATCH_WINDOW_S
 from nons.core.results import LayerResult
 from nons.core.types import CostInfo, TokenUsage
 
@@ -52,9 +53,15 @@ class ExecutionState(msgspec.Struct, kw_only=True):
     """Tokens so far."""
     cost: CostInfo = CostInfo()
     """Cost so far."""
+    batch: bool = False
+    """Batch mode: model calls wait in Message Batches; layers may take `BATCH_WINDOW_S`."""
 
 
-def execution_deadline(now: float, request_timeout: float | None, network_timeout: float) -> float:
-    """The unix time an execution must end by."""
+def execution_deadline(
+    now: float, request_timeout: float | None, network_timeout: float, *, batch: bool = False
+) -> float:
+    """The unix time an execution must end by (batch mode: `BATCH_WINDOW_S` by default)."""
+    if batch:
+        network_timeout = max(network_timeout, BATCH_WINDOW_S)
     timeout = request_timeout if request_timeout is not None else network_timeout
     return now + (timeout if math.isfinite(timeout) else network_timeout)

@@ -8,6 +8,12 @@ Nodes that name no provider or model are priced with `PricingDefaults`, which th
 coordinator is given explicitly (from the network's process, or the deployment's
 `NONS_DEFAULT_PROVIDER`), never read from its own credentials: a coordinator holds
 no API key, and one that guessed "no key, so mock" priced real model calls at zero.
+
+Prompt caching: an Anthropic node that may cache its prompt (`prompt_cache`, on by
+default) may pay a cache write, 1.25x the input price, on the part of its input when
+it reaches the model's minimum cacheable length, so the worst case prices it as a write:
+the warm-up usually makes all but one node of a layer read it instead (0.1x), but a
+budget must hold even when it does not (an expired entry, a leader that failed).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import msgspec
 
 from nons.core.node import Node
 from nons.core.types import ModelConfig, ModelProvider
-from nons.providers.pricing import price_for
+from nons.providers.pricing import is_cacheable, price_for
 
 if TYPE_CHECKING:
     from nons.core.layer import Layer
@@ -64,9 +70,18 @@ class LayerPlan:
 
 
 def worst_case_cost(
-    config: ModelConfig | None, input_bytes: int, defaults: PricingDefaults | None = None
+    config: ModelConfig | None,
+    input_bytes: int,
+    defaults: PricingDefaults | None = None,
+    *,
+    prompt_cache: bool = False,
 ) -> float:
-    """The most one call may cost with this model: input priced as tokens, full output."""
+    """The most one call may cost with this model: input priced as tokens, full output.
+
+    With `prompt_cache`, an Anthropic model's input is priced as a cache write (1.25x)
+    when the layer input alone reaches the model's minimum cacheable length (the rule
+    the provider and the warm-up use), since the call may then write it.
+    """
     model = config or ModelConfig()
     defaults = defaults or PricingDefaults()
     provider = model.provider or defaults.provider
@@ -77,7 +92,14 @@ def worst_case_cost(
     if price is None:
         return 0.0
     input_tokens = PROMPT_OVERHEAD_TOKENS + input_bytes / BYTES_PER_TOKEN
-    return (input_tokens * price.input_usd + model.max_tokens * price.output_usd) / 1_000_000
+    input_usd = price.input_usd
+    if (
+        prompt_cache
+        and provider is ModelProvider.ANTHROPIC
+        and is_cacheable(input_bytes, name)
+    ):
+        input_usd = max(input_usd, price.cache_write_usd)
+    return (input_tokens * input_usd + model.max_tokens * price.output_usd) / 1_000_000
 
 
 def plan_layer(
@@ -94,12 +116,15 @@ def plan_layer(
         if not isinstance(node, Node):
             costs[node.node_id] = 0.0
             continue
-        costs[node.node_id] = worst_case_cost(node.model_config, input_bytes, defaults)
+        cache = node.prompt_cache
+        costs[node.node_id] = worst_case_cost(
+            node.model_config, input_bytes, defaults, prompt_cache=cache
+        )
         budget_model = node.model_config.budget_model if node.model_config else None
         if budget_model is not None:
             cheaper[node.node_id] = (
                 budget_model,
-                worst_case_cost(budget_model, input_bytes, defaults),
+                worst_case_cost(budget_model, input_bytes, defaults, prompt_cache=cache),
             )
     worst = sum(costs.values())
     remaining = budget_usd - spent_usd

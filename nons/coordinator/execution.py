@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from nons.coordinator._attempt import Attempts, LayerContext, Payload
 from nons.coordinator._node_calls import NodeCaller
+from nons.coordinator._warmup import plan_warmup, released_by_deltas
 from nons.coordinator.budget import PricingDefaults, plan_layer
 from nons.coordinator.durable import LeaseLost
 from nons.coordinator.routing import Routes, budget_view, has_routers, resolve_routes
@@ -42,6 +43,7 @@ from nons.core.events import (
     LayerStarted,
     NodeRerouted,
 )
+from nons.core.modes import BATCH_WINDOW_S
 from nons.core.results import ErrorInfo, ExecutionStatus, LayerResult, NodeResult
 from nons.core.types import ErrorPolicy, ModelConfig
 from nons.resilience.policies import layer_outcome
@@ -330,10 +332,12 @@ class ExecutionRunner:
     ) -> tuple[LayerResult, ErrorInfo | None]:
         config = layer.layer_config
         started = time.time()
-        deadline = min(self.state.deadline, started + config.timeout_seconds)
-        limit = layer_limit(started, config.timeout_seconds, self.state.deadline)
+        # A batch-mode layer waits for Message Batches: up to a day, not the online timeout.
+        layer_timeout_s = BATCH_WINDOW_S if self.state.batch else config.timeout_seconds
+        deadline = min(self.state.deadline, started + layer_timeout_s)
+        limit = layer_limit(started, layer_timeout_s, self.state.deadline)
         limit_s = (
-            config.timeout_seconds
+            layer_timeout_s
             if limit == "layer"
             else self.state.deadline - self.state.started_at
         )
@@ -357,18 +361,24 @@ class ExecutionRunner:
                     routed=routed,
                     routes=routes,
                     budget_models=models,
+                    warmup=plan_warmup(
+                        layer, self.network.network_config, len(payload.raw), self._pricing
+                    ),
                 )
-                if len(layer.nodes) == 1:
+                if context.warmup is not None and context.warmup.streaming:
+                    async with released_by_deltas(
+                        self.attempts.bus,
+                        self.state.network,
+                        self.state.execution_id,
+                        context.warmup,
+                    ):
+                        await self._gather(context, layer, results)
+                elif len(layer.nodes) == 1:
                     # No task for a lone node: its NodeStarted event and its request then
                     # leave in the same socket write as LayerStarted (one syscall, not two).
                     await self.calls.call(context, 0, layer.nodes[0], results)
                 else:
-                    await asyncio.gather(
-                        *(
-                            self.calls.call(context, slot, node, results)
-                            for slot, node in enumerate(layer.nodes)
-                        )
-                    )
+                    await self._gather(context, layer, results)
             final = [
                 result if result is not None else self._unfinished(context, node)
                 for node, result in zip(layer.nodes, results, strict=True)
@@ -389,6 +399,14 @@ class ExecutionRunner:
                 failed_nodes=layer_result.failed_nodes,
             )
         return layer_result, error
+
+    async def _gather(
+        self, context: LayerContext, layer: Layer, results: list[NodeResult | None]
+    ) -> None:
+        calls = self.calls
+        await asyncio.gather(
+            *(calls.call(context, slot, node, results) for slot, node in enumerate(layer.nodes))
+        )
 
     def _unfinished(self, context: LayerContext, node: LayerMember) -> NodeResult:
         """The result of a node that had no answer when its layer stopped waiting.

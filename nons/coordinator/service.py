@@ -316,6 +316,7 @@ class Coordinator:
         execution_id = request.execution_id or uuid.uuid4().hex
         span.set_attribute("nons.execution_id", execution_id)
         now = time.time()
+        batch = request.mode == "batch"
         state = ExecutionState(
             execution_id=execution_id,
             network=network.name,
@@ -323,8 +324,9 @@ class Coordinator:
             input=request.input,
             started_at=now,
             deadline=execution_deadline(
-                now, request.timeout_s, network.network_config.global_timeout_seconds
+                now, request.timeout_s, network.network_config.global_timeout_seconds, batch=batch
             ),
+            batch=batch,
             depth=_depth(headers),
             budget_usd=request.budget_usd or network.network_config.budget_usd,
             metadata=request.metadata,
@@ -468,8 +470,12 @@ class Coordinator:
             input=await self.payloads.resolve(request.input),
             started_at=record.started_at,
             deadline=execution_deadline(
-                record.started_at, request.timeout_s, network.network_config.global_timeout_seconds
+                record.started_at,
+                request.timeout_s,
+                network.network_config.global_timeout_seconds,
+                batch=request.mode == "batch",
             ),
+            batch=request.mode == "batch",
             depth=record.depth,
             budget_usd=request.budget_usd or network.network_config.budget_usd,
             metadata=request.metadata,

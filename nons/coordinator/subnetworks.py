@@ -49,6 +49,7 @@ def child_request(
         if state.budget_usd is None
         else max(state.budget_usd - state.cost.total_cost_usd, 0.0),
         metadata=state.metadata,
+        mode="batch" if state.batch else None,
     )
 
 

@@ -12,6 +12,8 @@ import sys
 from typing import Any, ClassVar
 
 __all__ = (
+    "BatchExpiredError",
+    "BatchUnavailableError",
     "BudgetExceededError",
     "CancelledExecutionError",
     "CircuitOpenError",
@@ -375,3 +377,19 @@ class ProviderAuthenticationError(ProviderError):
     """The provider rejected the credentials (401, 403)."""
 
     type = "provider_authentication"
+
+
+class BatchUnavailableError(ProviderError):
+    """Batch mode was asked of a provider without a batch API (only Anthropic's has one here)."""
+
+    type = "batch_unavailable"
+
+
+class BatchExpiredError(ProviderError):
+    """A request of a Message Batch was not processed before the batch expired (24 h).
+
+    Retryable: the request never ran, so the layer's ErrorPolicy may submit it again.
+    """
+
+    type = "batch_expired"
+    retryable = True

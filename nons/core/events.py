@@ -28,6 +28,7 @@ __all__ = (
     "LayerStarted",
     "ModelSelected",
     "NodeCompleted",
+    "NodeBatch",
     "NodeDelta",
     "NodeFailed",
     "NodeRerouted",
@@ -134,6 +135,30 @@ class NodeDelta(Event, tag="node.delta", frozen=True, kw_only=True):
     """Sequence number of the delta within its attempt, from 0."""
     text: str = ""
     """The new text."""
+
+
+class NodeBatch(Event, tag="node.batch", frozen=True, kw_only=True):
+    """Where the Message Batch a batch-mode node call waits in stands, published by the actor.
+
+    Sent when the batch is created and each time a poll finds its counts changed; the
+    counts are the API's `request_counts` for the whole batch (every call in it).
+    """
+
+    layer_index: int
+    """Layer of the node."""
+    node_id: str
+    """The node."""
+    attempt: int = 1
+    """The attempt waiting in the batch."""
+    batch_id: str
+    """The Message Batch's id."""
+    processing_status: str = "in_progress"
+    """`in_progress`, `canceling` or `ended`."""
+    processing: int = 0
+    succeeded: int = 0
+    errored: int = 0
+    canceled: int = 0
+    expired: int = 0
 
 
 class NodeFailed(Event, tag="node.failed", frozen=True, kw_only=True):
@@ -314,6 +339,7 @@ AnyEvent = (
     | NodeStarted
     | NodeCompleted
     | NodeDelta
+    | NodeBatch
     | NodeFailed
     | NodeRetrying
     | LayerCompleted

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 
+    from nons.core.modes import ExecutionMode
     from nons.core.results import ExecutionResult, IndexedResult
     from nons.core.types import Content
 
@@ -49,6 +50,7 @@ class NetworkExecutor(Protocol):
         timeout_s: float | None = None,
         budget_usd: float | None = None,
         metadata: dict[str, str] | None = None,
+        mode: ExecutionMode | None = None,
     ) -> ExecutionResult:
         """Run one execution of `network` and return its result (failed ones too)."""
         ...
@@ -109,6 +111,7 @@ class Runtime(Protocol):
         budget_usd: float | None,
         metadata: dict[str, str] | None,
         raise_on_failure: bool,
+        mode: ExecutionMode | None = None,
     ) -> list[IndexedResult]:
         """Run `network` once per input; results in input order."""
         ...
@@ -123,6 +126,7 @@ class Runtime(Protocol):
         timeout_s: float | None,
         budget_usd: float | None,
         metadata: dict[str, str] | None,
+        mode: ExecutionMode | None = None,
     ) -> AsyncGenerator[IndexedResult, None]:
         """Run `network` once per input; yield results as they complete."""
         ...

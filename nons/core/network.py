@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from nons.core.errors import ConfigurationError
 from nons.core.executor import NetworkExecutor, get_runtime
 from nons.core.layer import NETWORK_OPERATOR, Layer, LayerMember, NetworkNode
+from nons.core.modes import DEFAULT_BATCH_CONCURRENCY, ExecutionMode
 from nons.core.names import validate_token
 from nons.core.node import Node
 from nons.core.results import ExecutionResult
@@ -239,12 +240,13 @@ class NoN:
         self,
         inputs: Iterable[BatchInput] | AsyncIterable[BatchInput],
         *,
-        concurrency: int = 8,
+        concurrency: int | None = None,
         client: NetworkExecutor | None = None,
         timeout_s: float | None = None,
         budget_usd: float | None = None,
         metadata: dict[str, str] | None = None,
         raise_on_failure: bool = False,
+        mode: ExecutionMode = "online",
     ) -> list[IndexedResult]:
         """Run the network once per input, `concurrency` at a time; results in input order.
 
@@ -252,6 +254,12 @@ class NoN:
         `status == "failed"` and an `error`, and the other items run on. Inputs are
         read lazily (never more than `concurrency` ahead); an `ExecRequest` item
         carries its own execution id, timeout, budget and metadata.
+
+        `mode="batch"` sends the model calls of each layer, across the items in flight,
+        as one Message Batch (half the price; answers within 24 h, usually minutes):
+        `concurrency` then defaults to `DEFAULT_BATCH_CONCURRENCY` (256) instead of 8,
+        so that a layer's calls share a batch. Anthropic models only (and the mock);
+        a call to another provider fails with `batch_unavailable`.
 
         Raises:
             ConfigurationError: `concurrency` is below 1.
@@ -264,11 +272,14 @@ class NoN:
             executor,
             self,
             inputs,
-            concurrency=concurrency,
+            concurrency=concurrency
+            if concurrency is not None
+            else (DEFAULT_BATCH_CONCURRENCY if mode == "batch" else 8),
             timeout_s=timeout_s,
             budget_usd=budget_usd,
             metadata=metadata,
             raise_on_failure=raise_on_failure,
+            mode=mode,
         )
         return results
 

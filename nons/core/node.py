@@ -53,6 +53,7 @@ class Node:
         cache: bool | None = None,
         stream: bool = False,
         model_selector: str | None = None,
+        prompt_cache: bool = True,
         **operator_arguments: Any,
     ) -> None:
         """Create a node.
@@ -70,6 +71,9 @@ class Node:
             stream: stream the model's text, published as `node.delta` events.
             model_selector: `module:function` called in the coordinator before each
                 call to choose its `ModelConfig` (see `nons.runtime.model_stats`).
+            prompt_cache: let the provider cache the prompt prefix (Anthropic, when it
+                is long enough) and the coordinator warm it for the node's layer;
+                `False` never marks it (see `NetworkConfig.prompt_cache`).
             **operator_arguments: further bound operator arguments, e.g. `categories=[...]`.
 
         Raises:
@@ -93,6 +97,7 @@ class Node:
         self.cache: bool | None = cache
         self.stream: bool = stream
         self.model_selector: str | None = _check_selector(model_selector)
+        self.prompt_cache: bool = prompt_cache
         _check_arguments(definition, self.arguments)
 
     @property
@@ -115,6 +120,7 @@ class Node:
             cache=self.cache,
             stream=self.stream,
             model_selector=self.model_selector,
+            prompt_cache=self.prompt_cache,
         )
         copy.has_fallback_output = self.has_fallback_output
         copy.fallback_output = self.fallback_output
@@ -156,6 +162,7 @@ class Node:
         *,
         model_config: ModelConfig | None = None,
         on_delta: Callable[[str], Awaitable[None]] | None = None,
+        prompt_cache: bool | None = None,
     ) -> NodeResult:
         """Run the node once, in this process: what an actor does for one node call.
 
@@ -166,6 +173,8 @@ class Node:
                 cost-based routing).
             on_delta: told each text delta of the model's answer as it arrives, when
                 the node streams (`stream=True`).
+            prompt_cache: overrides the node's `prompt_cache` (the actor passes `False`
+                when the network turned prompt caching off).
 
         Returns:
             The output with the usage, cost and provider of every model call made.
@@ -185,6 +194,7 @@ class Node:
             prompt_context=self.additional_prompt_context,
             stream=self.stream,
             on_delta=on_delta,
+            prompt_cache=self.prompt_cache if prompt_cache is None else prompt_cache,
         )
         started = time.perf_counter()
         with use_context(context):
@@ -232,6 +242,7 @@ class Node:
             cache=self.cache,
             stream=self.stream,
             model_selector=self.model_selector,
+            prompt_cache=self.prompt_cache,
         )
 
     @classmethod
@@ -248,6 +259,7 @@ class Node:
             cache=spec.cache,
             stream=spec.stream,
             model_selector=spec.model_selector,
+            prompt_cache=spec.prompt_cache,
             **fallback,
         )
 

@@ -68,6 +68,8 @@ class NodeSpec(
     """A router's branch for a decision that names none of its branches."""
     model_selector: str | None = None
     """`module:function` choosing the node's model per call in the coordinator."""
+    prompt_cache: bool = True
+    """Mark the shared prompt prefix for the provider's prompt cache (see `Node`)."""
 
     def __post_init__(self) -> None:
         validate_token(self.node_id, "node id")

@@ -214,6 +214,10 @@ class NetworkConfig(
     """Per-node circuit breakers in the coordinator (off when `None`)."""
     cache: CacheConfig | None = None
     """Node-result caching in the actors (off when `None`; see `CacheConfig`)."""
+    prompt_cache: bool = True
+    """Let the provider cache the prompt prefix the nodes of a layer share, and warm it
+    with one call before the others (Anthropic models; see the README's Prompt caching).
+    False turns it off for every node of the network."""
     durable: bool = False
     """Record every execution in JetStream so that it survives its coordinator (a
     request can ask for it alone with `"durable": true`); see the README's Reliability."""

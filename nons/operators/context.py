@@ -48,6 +48,8 @@ class OperatorContext:
     """Stream model calls through the provider's `stream()`, handing deltas to `on_delta`."""
     on_delta: Callable[[str], Awaitable[None]] | None = None
     """Told each text delta of a streamed model call as it arrives (the actor publishes it)."""
+    prompt_cache: bool = True
+    """Whether the node's model calls may use the provider's prompt cache."""
 
     async def complete(
         self,
@@ -124,6 +126,7 @@ class OperatorContext:
             operator=self.operator,
             response_format=response_format,
             choices=tuple(choices),
+            prompt_cache=self.prompt_cache,
         )
 
     @property

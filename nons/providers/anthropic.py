@@ -25,6 +25,16 @@ the answer always has the shape; the tool call's input becomes `Completion.data`
 (and its JSON the text). With extended thinking on (`extra_params["thinking"]`),
 which the API does not allow with a forced tool, the choice is left to the model.
 `tools` or `tool_choice` in `extra_params` replace ours.
+
+Prompt caching: unless the request says `prompt_cache=False`, the prefix every copy of
+a node (and every node of a layer running the same operator) sends alike, namely the
+tools, the system prompt and the user message, which holds the layer's input, is
+marked `cache_control: {"type": "ephemeral"}` when it is at least the model's minimum
+cacheable length by the `pricing.is_cacheable` estimate (four characters a token): the system
+prompt gets a breakpoint of its own when it alone is long enough, and the user message
+one when the whole prompt is. The API bills the first call of a prefix as a cache
+write (1.25x the input price) and repeats within five minutes as reads (0.1x); a
+shorter prefix is sent unmarked, as it would not be cached anyway.
 """
 
 from __future__ import annotations
@@ -48,11 +58,12 @@ from nons.core.errors import (
 )
 from nons.core.types import TokenUsage
 from nons.providers.base import Completion, CompletionRequest
-from nons.providers.pricing import cost_for
+from nons.providers.batches import BatchSettings, BatchStatus, MessageBatcher, batch_mode
+from nons.providers.pricing import cost_for, is_cacheable
 from nons.providers.settings import ANTHROPIC_API_KEY_VAR, ProviderSettings
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from anthropic.types import Message
 
@@ -119,6 +130,12 @@ class AnthropicClient:
                 open_telemetry=False,
             )
         self._client = client
+        self._batcher: MessageBatcher | None = None
+        self.batch_settings = BatchSettings(
+            poll_initial_s=settings.batch_poll_s,
+            poll_max_s=max(60.0, settings.batch_poll_s),
+        )
+        """How batch-mode calls are gathered and polled (set before the first one)."""
 
     @property
     def name(self) -> str:
@@ -144,6 +161,9 @@ class AnthropicClient:
             ProviderBadRequestError: 400, 404, 413, 422.
             ProviderAuthenticationError: 401, 403.
         """
+        mode = batch_mode()
+        if mode is not None:
+            return await self.batch_complete(request, mode.on_progress)
         model, kwargs = self._arguments(request, _CREATE_ARGUMENTS)
         try:
             message = await self._client.messages.create(**kwargs)
@@ -157,6 +177,10 @@ class AnthropicClient:
         Raises:
             ProviderError: as `complete`, also for an error event inside the stream.
         """
+        mode = batch_mode()
+        if mode is not None:  # a batch answers whole: the text arrives with the result
+            yield await self.batch_complete(request, mode.on_progress)
+            return
         model, kwargs = self._arguments(request, _STREAM_ARGUMENTS)
         try:
             async with self._client.messages.stream(**kwargs) as events:
@@ -167,9 +191,57 @@ class AnthropicClient:
             raise self._map_error(exc) from exc
         yield self._completion(model, message, request)
 
+    async def batch_complete(
+        self,
+        request: CompletionRequest,
+        on_progress: Callable[[BatchStatus], Awaitable[None]] | None = None,
+    ) -> Completion:
+        """Run one call in this process's next Message Batch, at the batch price.
+
+        Raises:
+            BatchExpiredError: the batch expired before the request ran.
+            ProviderError: as `complete`, for a request that errored or a batch that
+                could not be sent or read.
+        """
+        if self._batcher is None:
+            self._batcher = MessageBatcher(
+                self._client.messages.batches,
+                params=self._batch_params,
+                completion=self._completion,
+                error=self._sdk_error,
+                result_error=self._result_error,
+                settings=self.batch_settings,
+            )
+        return await self._batcher.complete(request, on_progress)
+
+    @property
+    def submitted_batches(self) -> list[str]:
+        """Ids of the Message Batches this client sent, in order."""
+        return list(self._batcher.submitted) if self._batcher is not None else []
+
     async def aclose(self) -> None:
-        """Close the SDK's HTTP connections."""
+        """Stop any batch being watched and close the SDK's HTTP connections."""
+        if self._batcher is not None:
+            await self._batcher.aclose()
         await self._client.close()
+
+    def _batch_params(self, request: CompletionRequest) -> tuple[str, dict[str, Any]]:
+        """A batch request's `params`: the Messages API body (no client-side options)."""
+        model, kwargs = self._arguments(request, _CREATE_ARGUMENTS)
+        kwargs.pop("timeout", None)
+        extra = kwargs.pop("extra_body", None) or {}
+        return model, {**kwargs, **extra}
+
+    def _sdk_error(self, exc: BaseException) -> ProviderError | None:
+        return self._map_error(exc) if isinstance(exc, anthropic.AnthropicError) else None
+
+    def _result_error(self, api_type: str, message: str) -> ProviderError:
+        error_class = _TYPE_ERRORS.get(api_type, ProviderError)
+        text = f"anthropic batch request error {api_type}: {message}"
+        key = self._settings.anthropic_api_key
+        if key and key in text:
+            text = text.replace(key, "***")
+        return error_class(text, details={"provider": _PROVIDER, "api_error_type": api_type})
 
     def _arguments(
         self, request: CompletionRequest, known: frozenset[str]
@@ -200,6 +272,8 @@ class AnthropicClient:
                 extra_body[key] = value
         if extra_body:
             kwargs["extra_body"] = extra_body
+        if request.prompt_cache:
+            _mark_cache_breakpoints(kwargs, model)
         return model, kwargs
 
     def _completion(self, model: str, message: Message, request: CompletionRequest) -> Completion:
@@ -233,6 +307,29 @@ class AnthropicClient:
             # Never let a key reach a log or the wire, even if the API echoed it.
             error = type(error)(error.message.replace(key, "***"), details=error.details)
         return error
+
+
+def _mark_cache_breakpoints(kwargs: dict[str, Any], model: str) -> None:
+    """Turn the system prompt and user message into `cache_control` blocks, where it pays.
+
+    Only plain-text system prompts and user messages (what operators send) are marked,
+    so that `extra_params` that replace them are left exactly as given.
+    """
+    system = kwargs.get("system")
+    messages = kwargs["messages"]
+    content = messages[0]["content"] if len(messages) == 1 else None
+    tools = kwargs.get("tools")
+    before = len(json.dumps(tools)) if tools else 0
+    system_chars = len(system) if isinstance(system, str) else 0
+    if isinstance(system, str) and is_cacheable(before + system_chars, model):
+        kwargs["system"] = [{"type": "text", "text": system, "cache_control": dict(_EPHEMERAL)}]
+    if isinstance(content, str) and is_cacheable(before + system_chars + len(content), model):
+        block = {"type": "text", "text": content, "cache_control": dict(_EPHEMERAL)}
+        kwargs["messages"] = [{"role": "user", "content": [block]}]
+
+
+_EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
+"""The one cache type of the Messages API: a five-minute entry, refreshed by each read."""
 
 
 def _tool_arguments(

@@ -49,6 +49,9 @@ class CompletionRequest(msgspec.Struct, frozen=True, kw_only=True):
     """Allowed answers (classify categories, route names), so the mock can pick one."""
     output_schema: OutputSchema | None = None
     """The answer's JSON shape, for structured output (`None`: free text or plain JSON)."""
+    prompt_cache: bool = True
+    """Whether the provider may mark the prompt prefix for its prompt cache (Anthropic
+    does when the prefix is long enough; `False` never sends `cache_control`)."""
 
 
 class Completion(msgspec.Struct, frozen=True, kw_only=True):

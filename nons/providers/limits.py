@@ -33,6 +33,7 @@ import anyio
 from nons.core.errors import ProviderRateLimitedError
 from nons.core.types import BackoffStrategy, RateLimitConfig
 from nons.providers.base import Completion
+from nons.providers.batches import batch_mode
 from nons.providers.streaming import aclose_stream, stream_completion
 
 if TYPE_CHECKING:
@@ -327,6 +328,8 @@ class RateLimitedClient:
                 (`details["local"]` is True), or the provider answered 429.
             ProviderError: whatever else the wrapped client raises.
         """
+        if batch_mode() is not None:  # Message Batches have their own limits, not these
+            return await self.inner.complete(request)
         model = request.config.model_name or self.inner.default_model()
         limiter = self.limiter
         await limiter.acquire_slot(model)
@@ -352,6 +355,10 @@ class RateLimitedClient:
             ProviderRateLimitedError: as `complete`.
             ProviderError: whatever else the wrapped client raises.
         """
+        if batch_mode() is not None:
+            async for item in stream_completion(self.inner, request):
+                yield item
+            return
         model = request.config.model_name or self.inner.default_model()
         limiter = self.limiter
         await limiter.acquire_slot(model)

@@ -4,6 +4,12 @@ It lets a network run anywhere (examples, tests, benchmarks) behind the same
 `ModelClient` protocol as the real providers, and it can inject latency and
 failures so that retries, timeouts and circuit breakers are exercised offline.
 Its answers say plainly that no model wrote them.
+
+It also keeps a prompt cache as Anthropic's works, so offline runs show what caching
+saves: a request whose system prompt and prompt together reach the minimum cacheable
+length (`nons.providers.pricing.is_cacheable`) reports them as `cache_creation_tokens` the
+first time and as `cache_read_tokens` on a repeat within five minutes, unless the
+request says `prompt_cache=False`.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import hashlib
 import json
 import math
 import random
+import time
 from typing import TYPE_CHECKING
 
 import anyio
@@ -20,6 +27,7 @@ import msgspec
 from nons.core.errors import ConfigurationError, ExecutionError, error_class_for
 from nons.core.types import CostInfo, TokenUsage
 from nons.providers.base import Completion, CompletionRequest
+from nons.providers.pricing import CACHE_TTL_S, is_cacheable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -50,6 +58,9 @@ _CHARS_PER_TOKEN = 4
 
 _EXCERPT_CHARS = 80
 """How much of the prompt a text answer echoes."""
+
+_MAX_CACHED_PREFIXES = 4096
+"""Entries the mock's prompt cache holds before expired ones are dropped."""
 
 
 class MockBehaviour(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,6 +124,8 @@ class MockClient:
         self._behaviour = behaviour or MockBehaviour()
         self._random = random.Random(self._behaviour.seed)
         self._calls = 0
+        self._prompt_cache: dict[str, float] = {}
+        """Digest of each cached prefix, to its expiry (monotonic seconds)."""
 
     @property
     def name(self) -> str:
@@ -149,7 +162,7 @@ class MockClient:
                 f"(call {call_number}, failure_rate={self._behaviour.failure_rate})",
                 details={"provider": "mock", "injected": True, "call": call_number},
             )
-        return _answer(request)
+        return self._cache_accounted(request, _answer(request))
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[str | Completion]:
         """Yield the answer word by word, then the final `Completion`.
@@ -164,6 +177,27 @@ class MockClient:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+    def _cache_accounted(self, request: CompletionRequest, completion: Completion) -> Completion:
+        """`completion` with its prompt billed as a cache write or read, when it is cacheable."""
+        system = request.config.system_prompt or request.system or ""
+        model = request.config.model_name or MOCK_MODEL
+        if not request.prompt_cache or not is_cacheable(len(system) + len(request.prompt), model):
+            return completion
+        key = hashlib.sha256(json.dumps([system, request.prompt]).encode()).hexdigest()
+        now = time.monotonic()
+        hit = self._prompt_cache.get(key, 0.0) > now
+        if len(self._prompt_cache) > _MAX_CACHED_PREFIXES:
+            self._prompt_cache = {k: t for k, t in self._prompt_cache.items() if t > now}
+        self._prompt_cache[key] = now + CACHE_TTL_S
+        prefix = completion.usage.prompt_tokens
+        usage = TokenUsage(
+            completion_tokens=completion.usage.completion_tokens,
+            cache_read_tokens=prefix if hit else 0,
+            cache_creation_tokens=0 if hit else prefix,
+        )
+        return msgspec.structs.replace(completion, usage=usage)
+
 
 
 def _answer(request: CompletionRequest) -> Completion:

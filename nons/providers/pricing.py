@@ -4,6 +4,15 @@ Budgets and the `cost_usd` of an execution are computed from this table, so a mo
 that is not in it costs zero rather than a guessed amount: a wrong price is worse
 than a visibly missing one. Prices are USD per million tokens, from the providers'
 public price lists.
+
+Prompt caching: Anthropic caches a prompt prefix marked with `cache_control` only when
+it is at least a model's minimum cacheable length (1024 tokens for Sonnet and Opus,
+2048 for Haiku, as its documentation states); a shorter marked prefix is billed as
+plain input. The provider, the coordinator's warm-up, the mock and the budget all
+decide from `is_cacheable`, an estimate of about four characters per token
+(`len(text) / 4`, Anthropic's own rule of thumb for English text): one `len()`, never
+a tokenizer, so it can run on every call; near the threshold it may be wrong either
+way, which costs at most one cache write that is never read, or one missed saving.
 """
 
 from __future__ import annotations
@@ -15,11 +24,20 @@ import msgspec
 from nons.core.types import CostInfo, TokenUsage
 
 __all__ = (
+    "BATCH_MULTIPLIER",
     "CACHE_READ_MULTIPLIER",
+    "CACHE_TTL_S",
     "CACHE_WRITE_MULTIPLIER",
+    "CHARS_PER_TOKEN",
+    "DEFAULT_MIN_CACHEABLE_TOKENS",
+    "HAIKU_MIN_CACHEABLE_TOKENS",
     "PRICES",
     "ModelPrice",
+    "batch_cost",
     "cost_for",
+    "estimate_tokens",
+    "is_cacheable",
+    "min_cacheable_tokens",
     "price_for",
 )
 
@@ -28,6 +46,21 @@ CACHE_WRITE_MULTIPLIER = 1.25
 
 CACHE_READ_MULTIPLIER = 0.1
 """Anthropic bills a prompt-cache read at 0.1 times the input price."""
+
+BATCH_MULTIPLIER = 0.5
+"""Anthropic bills every token of a Message Batch request at half the online price."""
+
+CACHE_TTL_S = 300.0
+"""Lifetime of an `ephemeral` cache entry: five minutes, refreshed by every read."""
+
+CHARS_PER_TOKEN = 4
+"""Characters per token of the estimate (English prose; code and JSON run a little lower)."""
+
+DEFAULT_MIN_CACHEABLE_TOKENS = 1024
+"""Anthropic's minimum cacheable prompt length for Sonnet and Opus models."""
+
+HAIKU_MIN_CACHEABLE_TOKENS = 2048
+"""Anthropic's minimum cacheable prompt length for Haiku models."""
 
 _TOKENS_PER_PRICE_UNIT = 1_000_000
 """Prices are quoted per million tokens."""
@@ -133,3 +166,27 @@ def cost_for(provider: str, model: str, usage: TokenUsage) -> CostInfo:
     if price is None:
         return CostInfo()
     return price.cost(usage)
+
+
+def batch_cost(cost: CostInfo) -> CostInfo:
+    """`cost` of an online call, as billed when the call ran in a Message Batch."""
+    return CostInfo(
+        input_cost_usd=cost.input_cost_usd * BATCH_MULTIPLIER,
+        output_cost_usd=cost.output_cost_usd * BATCH_MULTIPLIER,
+        total_cost_usd=cost.total_cost_usd * BATCH_MULTIPLIER,
+    )
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens in `text`, estimated as `ceil(len(text) / 4)` (no tokenizer is called)."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def min_cacheable_tokens(model: str) -> int:
+    """The shortest prefix `model` caches: 2048 tokens for Haiku models, 1024 otherwise."""
+    return HAIKU_MIN_CACHEABLE_TOKENS if "haiku" in model else DEFAULT_MIN_CACHEABLE_TOKENS
+
+
+def is_cacheable(chars: int, model: str) -> bool:
+    """Whether a prefix of `chars` characters is, by the estimate, long enough to cache."""
+    return chars >= min_cacheable_tokens(model) * CHARS_PER_TOKEN

@@ -28,6 +28,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from nons.core.types import ModelProvider
+from nons.providers.batches import check_batch_provider
 from nons.providers.breaker import BreakerClient, BreakerListener, BreakerState
 from nons.providers.limits import RateLimitedClient
 from nons.providers.mock import MockBehaviour, MockClient
@@ -204,8 +205,10 @@ async def complete(request: CompletionRequest) -> Completion:
     Raises:
         ConfigurationError: as `get_model_client`.
         ProviderError: as the client's `complete`; never replaced by a mock answer.
+        BatchUnavailableError: in batch mode, a provider without a batch API.
     """
     client = get_model_client(request.config.provider)
+    check_batch_provider(client.name)
     return await client.complete(request)
 
 
@@ -218,8 +221,11 @@ def stream(request: CompletionRequest) -> AsyncIterator[str | Completion]:
     Raises:
         ConfigurationError: as `get_model_client`.
         ProviderError: as the client's `stream`, also in the middle of the stream.
+        BatchUnavailableError: in batch mode, a provider without a batch API.
     """
-    return stream_completion(get_model_client(request.config.provider), request)
+    client = get_model_client(request.config.provider)
+    check_batch_provider(client.name)
+    return stream_completion(client, request)
 
 
 def _create_client(provider: ModelProvider) -> ModelClient:

@@ -70,6 +70,9 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Retries the SDKs make themselves (429, 5xx, connection errors) before we see an error."""
     request_timeout_s: float = 120.0
     """Deadline of one HTTP attempt unless a node sets `ModelConfig.timeout_seconds`."""
+    batch_poll_s: float = 1.0
+    """Batch mode: first wait before asking whether a Message Batch has ended (doubled
+    after each poll, up to a minute)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.default_provider, str) and not isinstance(
@@ -80,6 +83,8 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigurationError("ProviderSettings.max_retries must be >= 0")
         if self.request_timeout_s <= 0:
             raise ConfigurationError("ProviderSettings.request_timeout_s must be positive")
+        if not self.batch_poll_s > 0:
+            raise ConfigurationError("ProviderSettings.batch_poll_s must be positive")
 
     def __repr__(self) -> str:
         return (
@@ -92,7 +97,8 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
             f"default_anthropic_model={self.default_anthropic_model!r}, "
             f"default_openai_model={self.default_openai_model!r}, "
             f"max_retries={self.max_retries!r}, "
-            f"request_timeout_s={self.request_timeout_s!r})"
+            f"request_timeout_s={self.request_timeout_s!r}, "
+            f"batch_poll_s={self.batch_poll_s!r})"
         )
 
     __str__ = __repr__

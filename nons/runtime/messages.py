@@ -17,6 +17,7 @@ import msgspec
 
 from nons.core.deadlines import Limit
 from nons.core.errors import InvalidNameError, InvalidRequestError
+from nons.core.modes import ExecutionMode
 from nons.core.names import validate_token
 from nons.core.results import ErrorInfo, ExecutionStatus, LayerResult, NodeResult
 from nons.core.types import ModelConfig, TokenUsage
@@ -65,6 +66,9 @@ class ExecRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     durable: bool | None = None
     """Record the execution in JetStream so it survives its coordinator (None: the
     network's `NetworkConfig.durable`)."""
+    mode: ExecutionMode | None = None
+    """`batch`: model calls go to Message Batches (half price, within 24 h); `None` or
+    `online`: one API call each."""
 
     def __post_init__(self) -> None:
         if self.execution_id is not None and not _is_token(self.execution_id):
@@ -131,6 +135,9 @@ class NodeCall(msgspec.Struct, frozen=True, kw_only=True):
     durable: bool = False
     """Part of a durable execution: the actor claims the call and records its result in
     JetStream (`NONS_CALLS`) before replying, so a resuming coordinator never pays twice."""
+    batch: bool = False
+    """The execution runs in batch mode: the node's model calls wait in a Message Batch
+    (no node timeout; the actor holds no concurrency slot while they wait)."""
 
 
 _ENCODER = msgspec.json.Encoder()

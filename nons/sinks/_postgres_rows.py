@@ -145,6 +145,8 @@ def _node_row(event: NodeCompleted | NodeFailed | NodeRetrying) -> tuple[object,
             event.is_mock,
             None,
             None,
+            usage.cache_read_tokens,
+            usage.cache_creation_tokens,
         )
     # A retry announces attempt n + 1: the row it closes is attempt n's.
     attempt = event.attempt - 1 if isinstance(event, NodeRetrying) else event.attempt
@@ -166,6 +168,8 @@ def _node_row(event: NodeCompleted | NodeFailed | NodeRetrying) -> tuple[object,
         False,
         event.error.type,
         _text(event.error.message),
+        0,
+        0,
     )
 
 

@@ -77,6 +77,9 @@ CREATE TABLE IF NOT EXISTS nons_node_calls (
     error_message text,
     PRIMARY KEY (execution_id, layer_index, node_id, attempt)
 );
+ALTER TABLE nons_node_calls ADD COLUMN IF NOT EXISTS cache_read_tokens bigint NOT NULL DEFAULT 0;
+ALTER TABLE nons_node_calls
+    ADD COLUMN IF NOT EXISTS cache_creation_tokens bigint NOT NULL DEFAULT 0;
 """
 """Tables and indexes, created when missing."""
 
@@ -141,8 +144,8 @@ NODE_FINISHED = """
 INSERT INTO nons_node_calls
     (execution_id, layer_index, node_id, attempt, network, status, started_at, finished_at,
      duration_ms, input_tokens, output_tokens, total_tokens, cost_usd, is_mock,
-     error_type, error_message)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+     error_type, error_message, cache_read_tokens, cache_creation_tokens)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 ON CONFLICT (execution_id, layer_index, node_id, attempt) DO UPDATE SET
     status = EXCLUDED.status,
     started_at = COALESCE(nons_node_calls.started_at, EXCLUDED.started_at),
@@ -154,6 +157,8 @@ ON CONFLICT (execution_id, layer_index, node_id, attempt) DO UPDATE SET
     cost_usd = EXCLUDED.cost_usd,
     is_mock = EXCLUDED.is_mock,
     error_type = EXCLUDED.error_type,
-    error_message = EXCLUDED.error_message
+    error_message = EXCLUDED.error_message,
+    cache_read_tokens = EXCLUDED.cache_read_tokens,
+    cache_creation_tokens = EXCLUDED.cache_creation_tokens
 """
 """`node.completed` / `node.failed` / the failed attempt a `node.retrying` announces."""

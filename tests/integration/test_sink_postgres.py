@@ -280,3 +280,33 @@ def test_redact_dsn() -> None:
     )
     assert redact_dsn("host=h password='p w' user=u") == "host=h password=*** user=u"
     assert "pw" not in repr(PostgresSettings(dsn="postgresql://u:pw@h/db"))
+
+
+async def test_cache_tokens_are_recorded_per_node_and_execution(nc: NatsClient, dsn: str) -> None:
+    name = unique("sink-pg-cache")
+    execution_id = unique("exec")
+    now = time.time()
+    common: dict[str, Any] = {"network": name, "execution_id": execution_id, "trace_id": "cd" * 16}
+    usage = TokenUsage(
+        prompt_tokens=10, completion_tokens=5, cache_read_tokens=4000, cache_creation_tokens=1000
+    )
+    events: list[Event] = [
+        ExecutionStarted(ts=now, layers=1, **common),
+        NodeCompleted(ts=now + 1, layer_index=0, node_id="n", attempt=1, usage=usage, **common),
+        ExecutionCompleted(ts=now + 2, duration_ms=2000.0, usage=usage, cost_usd=0.01, **common),
+    ]
+    await ensure_event_stream(nc)
+    js = nc.jetstream()
+    for event in events:
+        await js.publish(f"nons.events.{name}.{execution_id}.{event.type}", encode_event(event))
+    settings = SinkSettings(name=unique("pg"), network=name, max_events=len(events))
+    async with PostgresSink(fast(dsn)) as sink:
+        await run_sink(nc, sink, settings)
+    columns = "cache_read_tokens, cache_creation_tokens"
+    [node] = await query(
+        dsn, f"SELECT {columns} FROM nons_node_calls WHERE execution_id = $1", execution_id
+    )
+    [execution] = await query(
+        dsn, f"SELECT {columns} FROM nons_executions WHERE execution_id = $1", execution_id
+    )
+    assert tuple(node) == tuple(execution) == (4000, 1000)

@@ -206,7 +206,8 @@ async def test_runs_are_json_from_the_page_only(nats_url: str) -> None:
 
         async def output() -> object:
             status, _, detail = await page.get(path)
-            return status == 200 and detail["output_known"] and detail["output"]
+            done = status == 200 and detail["status"] == "completed"
+            return done and detail["output_known"] and detail["nodes"][0]["status"] == "completed"
 
         await wait_until(output, timeout=10, message="the page's run never showed its output")
         _, _, detail = await page.get(path)

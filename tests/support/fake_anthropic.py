@@ -12,17 +12,34 @@ sequence of the streaming API when the request says `"stream": true`.
 
 A request that forces a tool (`tool_choice: {"type": "tool", "name": ...}`) is answered
 with a `tool_use` block of that tool when the fake was given its `tool_inputs`.
+
+Prompt caching works as the API documents it: a default answer to a request with
+`cache_control` blocks bills the prefix up to its last breakpoint (tools, system,
+messages, in that order, at four characters a token) as `cache_creation_input_tokens`
+when it is new, as `cache_read_input_tokens` when an earlier request wrote it within
+the TTL (five minutes, refreshed by a read; `advance()` moves the fake's clock), and
+the rest as `input_tokens`; a prefix shorter than the model's minimum (1024 tokens,
+2048 for Haiku) is not cached. An entry becomes readable only once the answer that
+wrote it has started (after `latency_s`), so concurrent requests all write, as on
+the real API. `cache_log` records each marked request's accounting and timing. With
+`count_tokens`, an unmarked request is billed by its size as well (all `input_tokens`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from tests.support.fake_http import FakeHttpServer, RecordedRequest, ScriptedResponse, SseEvent
 
 __all__ = (
     "DEFAULT_TEXT",
+    "CacheRecord",
     "FakeAnthropic",
     "error_response",
     "message_body",
@@ -44,6 +61,27 @@ _ERROR_TYPES = {
     500: "api_error",
     529: "overloaded_error",
 }
+
+
+@dataclass
+class CacheRecord:
+    """How the fake billed one request that carried `cache_control` blocks."""
+
+    received_at: float
+    """`time.monotonic()` when the request arrived."""
+    input_tokens: int
+    cache_read_input_tokens: int
+    cache_creation_input_tokens: int
+    answered_at: float | None = None
+    """When the answer started (its headers, or the first event of a stream)."""
+    finished_at: float | None = None
+    """When its last event was due (`answered_at` for an answer that is not streamed)."""
+
+
+@dataclass
+class _Entry:
+    available_at: float
+    expires_at: float
 
 
 def message_body(
@@ -225,11 +263,49 @@ class FakeAnthropic(FakeHttpServer):
     """
 
     def __init__(
-        self, api_key: str | None = None, *, tool_inputs: dict[str, dict[str, Any]] | None = None
+        self,
+        api_key: str | None = None,
+        *,
+        tool_inputs: dict[str, dict[str, Any]] | None = None,
+        latency_s: float = 0.0,
+        cache_ttl_s: float = 300.0,
+        count_tokens: bool = False,
+        stream_delay_s: float = 0.0,
     ) -> None:
         super().__init__()
         self.api_key = api_key
         self.tool_inputs = dict(tool_inputs or {})
+        self.latency_s = latency_s
+        """Seconds each message request waits before it is answered (model latency)."""
+        self.cache_ttl_s = cache_ttl_s
+        self.count_tokens = count_tokens
+        self.stream_delay_s = stream_delay_s
+        """Seconds between the events of a streamed answer (after `latency_s` to the first)."""
+        """Bill a request without `cache_control` by its size too (default: fixed usage)."""
+        self.cache_log: list[CacheRecord] = []
+        self._cache: dict[str, _Entry] = {}
+        self._cache_lock = threading.Lock()
+        self._offset = 0.0
+        self._local = threading.local()
+        """The `CacheRecord` of the request this handler thread is answering."""
+
+    def now(self) -> float:
+        """The fake's clock: `time.monotonic()` plus what `advance` added."""
+        return time.monotonic() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock on, e.g. past the cache TTL."""
+        self._offset += seconds
+
+    def cache_totals(self) -> tuple[int, int, int]:
+        """Input, cache-read and cache-write tokens of every marked request so far."""
+        with self._cache_lock:
+            records = list(self.cache_log)
+        return (
+            sum(r.input_tokens for r in records),
+            sum(r.cache_read_input_tokens for r in records),
+            sum(r.cache_creation_input_tokens for r in records),
+        )
 
     @property
     def base_url(self) -> str:
@@ -249,21 +325,110 @@ class FakeAnthropic(FakeHttpServer):
         ):
             self.requests.append(request)
             return error_response(401, message="invalid x-api-key")
+        self._local.record = None
         response = super().route(request)
+        if self.latency_s > 0:
+            time.sleep(self.latency_s)
+        record = self._local.record
+        if record is not None:
+            with self._cache_lock:
+                record.answered_at = self.now()
         wants_stream = isinstance(request.body, dict) and request.body.get("stream") is True
         if wants_stream and response.status == 200 and response.events is None and response.body:
+            events = stream_events(response.body)
+            if record is not None and record.answered_at is not None:
+                record.finished_at = record.answered_at + (len(events) - 1) * self.stream_delay_s
             return ScriptedResponse(
-                status=200, headers=response.headers, events=stream_events(response.body)
+                status=200,
+                headers=response.headers,
+                events=events,
+                event_delay_s=self.stream_delay_s,
             )
+        if record is not None:
+            record.finished_at = record.answered_at
         return response
 
     def default_response(self, request: RecordedRequest) -> ScriptedResponse:
         model = "claude-haiku-4-5-20251001"
         if isinstance(request.body, dict) and isinstance(request.body.get("model"), str):
             model = request.body["model"]
+        usage: dict[str, Any] = (
+            self._cache_usage(request.body, model) if isinstance(request.body, dict) else {}
+        )
         forced = request.body.get("tool_choice") if isinstance(request.body, dict) else None
         if isinstance(forced, dict) and forced.get("type") == "tool":
             name = forced.get("name")
             if isinstance(name, str) and name in self.tool_inputs:
-                return tool_use_response(name, self.tool_inputs[name], model=model)
-        return message_response(model=model)
+                return tool_use_response(name, self.tool_inputs[name], model=model, **usage)
+        return message_response(model=model, **usage)
+
+    def _cache_usage(self, body: dict[str, Any], model: str) -> dict[str, int]:
+        """The usage fields of a request with `cache_control` blocks (none otherwise)."""
+        segments = _segments(body)
+        if not any(marked for _, _, marked in segments):
+            if not self.count_tokens:
+                return {}
+            tokens = sum(tokens for _, tokens, _ in segments)
+            return {
+                "input_tokens": tokens,
+                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": 0,
+            }
+        minimum = 2048 if "haiku" in model else 1024
+        digest = hashlib.sha256()
+        total = 0
+        breakpoints: list[tuple[int, str]] = []
+        for text, tokens, marked in segments:
+            digest.update(text.encode())
+            total += tokens
+            if marked and total >= minimum:
+                breakpoints.append((total, digest.copy().hexdigest()))
+        with self._cache_lock:
+            now = self.now()
+            read = 0
+            for tokens, key in breakpoints:
+                entry = self._cache.get(key)
+                if entry is not None and entry.available_at <= now < entry.expires_at:
+                    read = tokens
+                    entry.expires_at = now + self.cache_ttl_s
+            written = breakpoints[-1][0] - read if breakpoints else 0
+            for tokens, key in breakpoints:
+                entry = self._cache.get(key)
+                if tokens > read and (entry is None or entry.expires_at <= now):
+                    start = now + self.latency_s
+                    self._cache[key] = _Entry(start, start + self.cache_ttl_s)
+            record = CacheRecord(
+                received_at=now,
+                input_tokens=total - read - written,
+                cache_read_input_tokens=read,
+                cache_creation_input_tokens=written,
+            )
+            self.cache_log.append(record)
+        self._local.record = record
+        return {
+            "input_tokens": record.input_tokens,
+            "cache_read_input_tokens": read,
+            "cache_creation_input_tokens": written,
+        }
+
+
+def _segments(body: dict[str, Any]) -> list[tuple[str, int, bool]]:
+    """The prompt in cache order (tools, system, messages): text, tokens, breakpoint."""
+    pieces: list[tuple[str, bool]] = []
+    tools = body.get("tools") or []
+    if tools:
+        pieces.append((json.dumps(tools), "cache_control" in tools[-1]))
+    system = body.get("system")
+    if isinstance(system, str):
+        pieces.append((system, False))
+    elif isinstance(system, list):
+        pieces += [(block.get("text", ""), "cache_control" in block) for block in system]
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        if isinstance(content, str):
+            pieces.append((content, False))
+        elif isinstance(content, list):
+            for block in content:
+                text = block.get("text") if block.get("type") == "text" else json.dumps(block)
+                pieces.append((str(text), "cache_control" in block))
+    return [(text, math.ceil(len(text) / 4), marked) for text, marked in pieces]

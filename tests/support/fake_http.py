@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,12 +34,17 @@ class ScriptedResponse:
     """One answer the server gives, in order, before falling back to its default.
 
     `events` makes it a `text/event-stream` answer; otherwise `body` is sent as JSON.
+    `event_delay_s` paces the events (a model generating), after the first one.
     """
 
     status: int = 200
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     events: tuple[SseEvent, ...] | None = None
+    event_delay_s: float = 0.0
+    raw: bytes | None = None
+    """Sent as is (with `content_type`) instead of `body`: a JSONL file, say."""
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,15 @@ def _handler_for(fake: FakeHttpServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def do_GET(self) -> None:
+            request = RecordedRequest(
+                method="GET",
+                path=self.path,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=None,
+            )
+            self._send(fake.route(request))
+
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
@@ -146,15 +161,21 @@ def _handler_for(fake: FakeHttpServer) -> type[BaseHTTPRequestHandler]:
                 for name, value in response.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                for event in response.events:
+                for index, event in enumerate(response.events):
+                    if index and response.event_delay_s > 0:
+                        time.sleep(response.event_delay_s)
                     chunk = f"event: {event.event}\ndata: {json.dumps(event.data)}\n\n"
                     self.wfile.write(chunk.encode())
                     self.wfile.flush()
                 self.close_connection = True
                 return
-            payload = json.dumps(response.body if response.body is not None else {}).encode()
+            payload = (
+                response.raw
+                if response.raw is not None
+                else json.dumps(response.body if response.body is not None else {}).encode()
+            )
             self.send_response(response.status)
-            self.send_header("content-type", "application/json")
+            self.send_header("content-type", response.content_type)
             self.send_header("content-length", str(len(payload)))
             for name, value in response.headers.items():
                 self.send_header(name, value)

@@ -17,6 +17,7 @@ from nons.runtime.messages import ExecRequest
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
+    from nons.core.modes import ExecutionMode
     from nons.core.types import Content
 
 NETWORK = NoN.from_operators(["transform"], name="batch-unit")
@@ -41,6 +42,7 @@ class FakeExecutor:
         timeout_s: float | None = None,
         budget_usd: float | None = None,
         metadata: dict[str, str] | None = None,
+        mode: ExecutionMode | None = None,
     ) -> ExecutionResult:
         assert isinstance(input, dict)
         assert execution_id is not None

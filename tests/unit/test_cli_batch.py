@@ -9,6 +9,7 @@ import pytest
 
 from nons import cli
 from nons.cli._batch import BatchProgress, count_lines, item_line
+from nons.cli.commands.exec import batch_concurrency
 from nons.client.batch import IndexedResult
 from nons.core.errors import ConfigurationError
 from nons.core.results import ErrorInfo, ExecutionMetadata
@@ -44,7 +45,11 @@ def test_exec_batch_arguments() -> None:
         ["exec", "net", "--batch", "in.jsonl", "--concurrency", "3"]
     )
     assert (args.network, args.input, args.batch, args.concurrency) == ("net", None, "in.jsonl", 3)
-    assert cli.build_parser().parse_args(["exec", "net", "x"]).concurrency == 8
+    assert batch_concurrency(args) == 3
+    online = cli.build_parser().parse_args(["exec", "net", "--batch", "f"])
+    assert batch_concurrency(online) == 8
+    batch = cli.build_parser().parse_args(["exec", "net", "--batch", "f", "--mode", "batch"])
+    assert batch_concurrency(batch) == 256
 
 
 @pytest.mark.parametrize(

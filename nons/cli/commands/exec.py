@@ -31,9 +31,16 @@ def register(commands: Subparsers) -> None:
     parser.add_argument(
         "--concurrency",
         type=positive_int,
-        default=8,
+        default=None,
         metavar="N",
-        help="with --batch: executions in flight at once (default 8)",
+        help="with --batch: executions in flight at once (default 8; 256 with --mode batch)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("online", "batch"),
+        default="online",
+        help="with --batch: `batch` sends each layer's model calls as one Message Batch "
+        "(half price, answers within 24 h; Anthropic models only)",
     )
     parser.add_argument("--timeout", type=positive_float, metavar="S", help="execution deadline")
     parser.add_argument("--budget", type=non_negative_float, metavar="USD", help="spending limit")
@@ -43,6 +50,23 @@ def register(commands: Subparsers) -> None:
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if (args.input is None) == (args.batch is None):
         parser.error("exec takes either INPUT or --batch FILE")
+    if args.mode == "batch" and args.batch is None:
+        parser.error("--mode batch needs --batch FILE (one execution is not a batch)")
+
+
+ONLINE_BATCH_CONCURRENCY = 8
+
+
+def batch_concurrency(args: argparse.Namespace) -> int:
+    """`--concurrency`, else 8 online and 256 in batch mode.
+
+    A Message Batch is only worth its wait when it carries many executions' calls at once.
+    """
+    from nons.core.modes import DEFAULT_BATCH_CONCURRENCY
+
+    if args.concurrency is not None:
+        return int(args.concurrency)
+    return DEFAULT_BATCH_CONCURRENCY if args.mode == "batch" else ONLINE_BATCH_CONCURRENCY
 
 
 def _run(context: CliContext, args: argparse.Namespace) -> Coroutine[Any, Any, int]:
@@ -53,7 +77,8 @@ def _run(context: CliContext, args: argparse.Namespace) -> Coroutine[Any, Any, i
             context,
             args.network,
             args.batch,
-            concurrency=args.concurrency,
+            concurrency=batch_concurrency(args),
+            mode=args.mode,
             as_json=args.json,
             timeout_s=args.timeout,
             budget_usd=args.budget,
