@@ -58,23 +58,80 @@ class ReplyLost(Exception):
         self.silent_s = silent_s
 
 
+STALL_S = 0.25
+"""A watch timer this late means our own event loop stood still (a blocking import, a
+starved CPU): replies and beats may be waiting unread in the socket, so the silence
+may be ours, not the responder's."""
+
+
 class _Watch:
-    """A liveness request's timer, pushed back by each progress message."""
+    """A liveness request's timer: ends the wait as lost when its responder goes silent.
 
-    __slots__ = ("end", "timer", "window")
+    Progress messages only move `silent_until`; the timer, when it fires early, re-arms
+    itself at the newer time (no timer churn per beat). A timer that fires late by more
+    than `STALL_S` gives the responder one more interval instead of declaring it lost:
+    this process, not the responder, was silent.
+    """
 
-    def __init__(self, end: float, window: float) -> None:
-        self.end = end
+    __slots__ = (
+        "end",
+        "future",
+        "grace",
+        "handle",
+        "silent_until",
+        "subject",
+        "timeout",
+        "window",
+    )
+
+    def __init__(
+        self, future: asyncio.Future[Msg], subject: str, start: float, timeout: float, window: float
+    ) -> None:
+        self.future = future
+        self.subject = subject
+        self.timeout = timeout
+        self.end = start + max(timeout, 0.0)
         self.window = window
-        self.timer: asyncio.Timeout | None = None
+        self.grace = window / 4
+        self.silent_until = start + window
+        self.handle: asyncio.TimerHandle | None = None
+
+    def arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        when = min(self.end, self.silent_until)
+        self.handle = loop.call_at(when, self._fire, loop, when)
 
     def heard(self, now: float, durable: bool) -> None:
         if durable:
             # Its coordinator's death is not its end: another takes it over and replies.
             self.window = math.inf
-        timer = self.timer
-        if timer is not None and not timer.expired():
-            timer.reschedule(min(self.end, now + self.window))
+        self.silent_until = now + self.window
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+
+    def _fire(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self.future.done():
+            return
+        now = loop.time()
+        if now >= self.end:
+            self.future.set_exception(
+                ReplyTimeout(f"no reply on {self.subject} within {self.timeout:.3f}s")
+            )
+            return
+        if now < self.silent_until:
+            self.arm(loop)  # heard from since this timer was set
+            return
+        if now - when > STALL_S:
+            self.silent_until = now + self.grace
+            self.arm(loop)
+            return
+        self.future.set_exception(
+            ReplyLost(
+                f"nothing heard on {self.subject} for {self.window:.3g}s: nobody is working on it",
+                silent_s=self.window,
+            )
+        )
 
 
 class Bus:
@@ -175,22 +232,13 @@ class Bus:
     ) -> Msg:
         """Wait for the reply; a progress message pushes the silence deadline back."""
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        watch = _Watch(start + max(timeout, 0.0), window)
+        watch = _Watch(future, subject, loop.time(), timeout, window)
         self._watches[token] = watch
+        watch.arm(loop)
         try:
-            async with asyncio.timeout_at(min(watch.end, start + window)) as timer:
-                watch.timer = timer
-                return await future
-        except TimeoutError:
-            fired_at = watch.timer.when() if watch.timer is not None else None
-            if fired_at is None or fired_at >= watch.end:
-                raise ReplyTimeout(f"no reply on {subject} within {timeout:.3f}s") from None
-            raise ReplyLost(
-                f"nothing heard on {subject} for {window:.3g}s: nobody is working on it",
-                silent_s=window,
-            ) from None
+            return await future
         finally:
+            watch.cancel()
             self._watches.pop(token, None)
 
     async def _on_reply(self, msg: Msg) -> None:

@@ -117,6 +117,19 @@ async def test_a_responder_that_stops_beating_is_lost(nc: Client) -> None:
     assert time.monotonic() - stopped < LIVE.window_s + 1.0
 
 
+async def test_a_stall_of_our_own_loop_is_not_a_lost_responder(nc: Client) -> None:
+    """A blocking import or a starved CPU stops our loop past the window; the reply that
+    arrived meanwhile waits in the socket. It is read, not given up as lost."""
+    async with responder(nc, "live.stalled", work_s=0.05), caller(nc) as bus:
+        request = asyncio.ensure_future(
+            bus.request("live.stalled", b"go", ASKING, 10.0, liveness=LIVE)
+        )
+        await asyncio.sleep(0.01)  # the request is out
+        time.sleep(LIVE.window_s * 2)  # the whole loop stands still, beats and reply unread
+        msg = await asyncio.wait_for(request, timeout=5)
+    assert msg.data == b"done"
+
+
 async def test_the_deadline_before_the_window_is_a_timeout(nc: Client) -> None:
     async with responder(nc, "live.late", work_s=5.0), caller(nc) as bus:
         with pytest.raises(ReplyTimeout):
