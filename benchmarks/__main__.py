@@ -3,7 +3,8 @@
 Flags: `--quick` (about a minute, fewer samples), `--only NAME` (repeatable; one
 scenario), `--no-save` (skip the JSON that every run writes to
 `benchmarks/results/<timestamp>.json`, ignored by git), `--results-dir DIR` (write it
-elsewhere). `--save` is still accepted: saving is the default.
+elsewhere), `--profile DIR` (py-spy profiles of every runtime's processes, see
+`benchmarks.profiling`). `--save` is still accepted: saving is the default.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import msgspec
 
 from benchmarks._harness import Bench, Sizes
+from benchmarks.profiling import Profiler
 from benchmarks.report import Figure, MachineInfo, Report, encode_report, render_report
 from benchmarks.scenarios import SCENARIOS
 from nons.runtime.server import find_server_binary
@@ -43,6 +45,8 @@ class BenchOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Write the report as JSON (`--no-save` turns it off)."""
     results_dir: Path = RESULTS_DIR
     """Directory of the JSON reports."""
+    profile_dir: Path | None = None
+    """Write py-spy profiles of every runtime's processes here (`--profile DIR`)."""
 
 
 def parse_args(argv: list[str] | None = None) -> BenchOptions:
@@ -74,12 +78,20 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
         metavar="DIR",
         help="where the JSON report goes (default: benchmarks/results/)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record py-spy profiles (collapsed stacks) of each runtime's processes in DIR; "
+        "summarize them with `python -m benchmarks.profiling DIR/*.txt`",
+    )
     args = parser.parse_args(argv)
     return BenchOptions(
         quick=args.quick,
         only=tuple(args.only or ()),
         save=args.save,
         results_dir=args.results_dir,
+        profile_dir=args.profile,
     )
 
 
@@ -102,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     sys.stdout.write(f"running {', '.join(names)} on {machine.cores} cores...\n")
     sys.stdout.flush()
-    figures = asyncio.run(_run(names, Sizes.for_run(quick=options.quick)))
+    profiler = Profiler(options.profile_dir) if options.profile_dir is not None else None
+    figures = asyncio.run(_run(names, Sizes.for_run(quick=options.quick), profiler))
     report = Report(
         started_at=started_at.isoformat(timespec="seconds"),
         duration_s=time.perf_counter() - began,
@@ -117,10 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def _run(names: list[str], sizes: Sizes) -> list[Figure]:
+async def _run(names: list[str], sizes: Sizes, profiler: Profiler | None) -> list[Figure]:
     figures: list[Figure] = []
-    async with Bench(sizes) as bench:
+    async with Bench(sizes, profiler) as bench:
         for name in names:
+            if profiler is not None:
+                profiler.scenario = name
             began = time.perf_counter()
             result = await SCENARIOS[name](bench)
             figures.extend(result)

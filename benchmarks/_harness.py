@@ -19,11 +19,13 @@ import nats
 
 from benchmarks._procs import Child, cpu_seconds
 from benchmarks.floors import RELAY_SUBJECT, RESPONDER_SUBJECT
+from benchmarks.profiling import Profiler
 from nons.client import Client
 from nons.runtime.messages import ExecRequest, encode
 from nons.runtime.server import EmbeddedServer
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import AsyncIterator, Mapping, Sequence
 
     from nats.aio.client import Client as NatsClient
@@ -112,8 +114,10 @@ class Runtime:
 class Bench:
     """The shared pieces of a run; use as an async context manager."""
 
-    def __init__(self, sizes: Sizes) -> None:
+    def __init__(self, sizes: Sizes, profiler: Profiler | None = None) -> None:
         self.sizes = sizes
+        self.profiler = profiler
+        """Records py-spy profiles of every runtime's processes (`--profile`), if set."""
         self.server = EmbeddedServer(max_payload=MAX_PAYLOAD)
         self._children: list[Child] = []
         self._nc: NatsClient | None = None
@@ -179,6 +183,7 @@ class Bench:
         """A coordinator and `actors` actor processes serving `targets`, stopped on exit."""
         common = {"NONS_MOCK_LATENCY_S": str(latency_s), **(env or {})}
         started: list[Child] = []
+        recorders: list[subprocess.Popen[bytes]] = []
         try:
             actor_args = ["--concurrency", str(concurrency), "--backlog", str(backlog)]
             for index in range(actors):
@@ -196,8 +201,12 @@ class Bench:
             started.append(coordinator)
             for child in started:
                 await asyncio.to_thread(child.wait_ready, 120.0)
+            if self.profiler is not None:
+                recorders = self.profiler.attach((c.label, c.pid) for c in started)
             yield Runtime(coordinator=coordinator, actors=started[:-1])
         finally:
+            if recorders:
+                await asyncio.to_thread(Profiler.detach, recorders)
             await asyncio.to_thread(self._stop_children, started)
 
     def start_child(self, label: str, args: Sequence[str]) -> Child:

@@ -30,7 +30,7 @@ from nons.core.events import CircuitChanged
 from nons.core.layer import Layer, NetworkNode
 from nons.core.names import exec_subject, node_subject
 from nons.observability.propagation import inject_headers
-from nons.runtime.bus import NoResponders, ReplyLost, ReplyTimeout
+from nons.runtime.bus import EncodedHeaders, NoResponders, ReplyLost, ReplyTimeout
 from nons.runtime.failures import error_info, failed_result
 from nons.runtime.liveness import LIVENESS_HEADER
 from nons.runtime.messages import EXECUTION_ID_HEADER, NodeCall, decode_node_reply, encode
@@ -122,7 +122,8 @@ class Attempts:
         """Resolves node outputs that actors sent by reference."""
         self.traced = False
         """Whether the execution's span records (decided once, by `trace_from`)."""
-        self.headers: dict[str, str] = {}
+        self.headers = EncodedHeaders({})
+        """Headers of every call of an unsampled execution, encoded once."""
         self._base = {EXECUTION_ID_HEADER: state.execution_id}
         if liveness is not None:
             self._base[LIVENESS_HEADER] = liveness.header
@@ -130,7 +131,7 @@ class Attempts:
     def trace_from(self, span: trace.Span) -> None:
         """Take the execution's sampling decision and trace headers from its span."""
         self.traced = span.is_recording()
-        self.headers = inject_headers(dict(self._base))
+        self.headers = EncodedHeaders(inject_headers(dict(self._base)))
 
     def span(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> Any:
         """A child span when this execution is sampled; nothing at all otherwise.
@@ -199,20 +200,26 @@ class Attempts:
             if isinstance(node, NetworkNode)
             else node_subject(self.state.network, node.node_id)
         )
-        with self.span(
-            f"send {subject}",
-            SpanKind.PRODUCER,
-            {
-                "messaging.system": "nats",
-                "messaging.destination.name": subject,
-                "messaging.operation.type": "send",
-                "nons.network": self.state.network,
-                "nons.node_id": node.node_id,
-                "nons.layer_index": context.index,
-                "nons.attempt": attempt,
-                "nons.execution_id": self.state.execution_id,
-            },
-        ) as span:
+        # Attributes are built only for a span that records (an unsampled call has none).
+        sending = (
+            self.tracer.start_as_current_span(
+                f"send {subject}",
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": subject,
+                    "messaging.operation.type": "send",
+                    "nons.network": self.state.network,
+                    "nons.node_id": node.node_id,
+                    "nons.layer_index": context.index,
+                    "nons.attempt": attempt,
+                    "nons.execution_id": self.state.execution_id,
+                },
+            )
+            if self.traced
+            else contextlib.nullcontext(INVALID_SPAN)
+        )
+        with sending as span:
             try:
                 if isinstance(node, NetworkNode):
                     max_depth = self.network.network_config.max_depth
@@ -236,6 +243,7 @@ class Attempts:
                         durable=self.durable,
                         batch=self.state.batch,
                     )
+                    # A sampled call carries its own span as parent: its headers differ.
                     headers = inject_headers(dict(self._base)) if self.traced else self.headers
                     msg = await self.bus.request(
                         subject, encode(call), headers, timeout, liveness=self.liveness

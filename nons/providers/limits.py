@@ -156,6 +156,9 @@ class ProviderLimiter:
             self._buckets["requests_per_second"] = _Bucket(
                 config.requests_per_second, config.requests_per_second, now
             )
+        self._bucket_list = [
+            (name, bucket, name == "tokens_per_minute") for name, bucket in self._buckets.items()
+        ]
         self._paused_until = -math.inf
         self._throttled = 0
 
@@ -216,12 +219,13 @@ class ProviderLimiter:
         """
         with self._lock:
             now = self.clock.now()
-            amounts = {"tokens_per_minute": float(tokens)}
-            waits = {"provider_backoff": max(0.0, self._paused_until - now)}
-            for limit, bucket in self._buckets.items():
+            # Plain loops over (name, bucket, counts tokens): this runs on every call.
+            limit, wait = "provider_backoff", max(0.0, self._paused_until - now)
+            for name, bucket, counts_tokens in self._bucket_list:
                 bucket.refill(now)
-                waits[limit] = bucket.wait_for(amounts.get(limit, 1.0))
-            limit, wait = max(waits.items(), key=lambda item: item[1])
+                needed = bucket.wait_for(tokens if counts_tokens else 1.0)
+                if needed > wait:
+                    limit, wait = name, needed
             # The deadline lookup is only paid when there is a wait to bound.
             budget = self._wait_budget() if wait > 0 else 0.0
             if wait > budget:
@@ -232,8 +236,8 @@ class ProviderLimiter:
                     f"{budget:.2f}s this call may wait",
                     retry_after_s=wait,
                 )
-            for name, bucket in self._buckets.items():
-                bucket.level -= amounts.get(name, 1.0)
+            for _, bucket, counts_tokens in self._bucket_list:
+                bucket.level -= tokens if counts_tokens else 1.0
         if wait > 0:
             try:
                 await self.clock.sleep(wait)
@@ -255,17 +259,21 @@ class ProviderLimiter:
 
     def provider_succeeded(self) -> None:
         """Note a success: the next 429 starts the backoff afresh."""
-        with self._lock:
-            self._throttled = 0
+        if self._throttled:  # nearly always 0: no lock to take then
+            with self._lock:
+                self._throttled = 0
 
     def _refund(self, tokens: int, *, request: bool) -> None:
+        if tokens == 0 and not request:
+            return
         with self._lock:
             now = self.clock.now()
-            for name, bucket in self._buckets.items():
-                bucket.refill(now)
-                if name == "tokens_per_minute":
+            for _, bucket, counts_tokens in self._bucket_list:
+                if counts_tokens:
+                    bucket.refill(now)
                     bucket.give_back(tokens)
                 elif request:
+                    bucket.refill(now)
                     bucket.give_back(1)
 
     def _wait_budget(self) -> float:

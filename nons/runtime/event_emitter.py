@@ -16,6 +16,7 @@ from opentelemetry import trace
 from nons.core.events import Event, encode_event
 from nons.core.names import EVENTS_PREFIX
 from nons.observability.propagation import inject_headers, span_id_hex
+from nons.runtime.bus import EncodedHeaders
 from nons.runtime.messages import EXECUTION_ID_HEADER
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class EventEmitter:
         current = trace.get_current_span()
         self._traced = current.is_recording()
         self._span_id = span_id_hex(current)
-        self._headers = inject_headers({EXECUTION_ID_HEADER: execution_id})
+        self._headers = EncodedHeaders(inject_headers({EXECUTION_ID_HEADER: execution_id}))
         self._prefix = f"{EVENTS_PREFIX}.{network}.{execution_id}."
 
     async def emit(self, event_class: type[Event], **fields: Any) -> None:

@@ -125,7 +125,8 @@ async def test_a_stall_of_our_own_loop_is_not_a_lost_responder(nc: Client) -> No
             bus.request("live.stalled", b"go", ASKING, 10.0, liveness=LIVE)
         )
         await asyncio.sleep(0.01)  # the request is out
-        time.sleep(LIVE.window_s * 2)  # the whole loop stands still, beats and reply unread
+        # The whole loop stands still on purpose: beats and the reply stay unread.
+        time.sleep(LIVE.window_s * 2)  # noqa: ASYNC251
         msg = await asyncio.wait_for(request, timeout=5)
     assert msg.data == b"done"
 
