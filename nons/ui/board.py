@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from nons.core.events import Event
-    from nons.core.results import ErrorInfo
+    from nons.core.results import ErrorInfo, NodeResult
     from nons.runtime.messages import ExecReply
 
 __all__ = ("MAX_DELTA_CHARS", "Board", "ExecutionView", "NodeView")
@@ -213,6 +213,8 @@ class Board:
                 node = view.node(result.node_id, layer.layer_index)
                 node.output, node.output_known = result.output, result.error is None
                 node.saved_usd = result.saved_cost_usd
+                if node.status not in _NODE_FINAL:  # its final event is late or was missed
+                    node.status = _reply_node_status(result)
                 if result.model:
                     node.model = result.model
                     self.models[(view.network, result.node_id)] = result.model
@@ -322,6 +324,19 @@ def _apply_to(view: ExecutionView, event: Event) -> None:  # noqa: C901 - one br
             node.duration_ms = (event.ts - node.started_at) * 1000
     elif isinstance(event, (ModelSelected, NodeRerouted)):
         view.node(event.node_id, event.layer_index).model = event.model
+
+
+_NODE_FINAL = frozenset({"completed", "cached", "fallback", "failed"})
+"""Node states only a final event (or the reply) sets."""
+
+
+def _reply_node_status(result: NodeResult) -> str:
+    """A node's final state as its result in the reply says it."""
+    if result.cached:
+        return "cached"
+    if result.status == "fallback":
+        return "fallback"
+    return "completed" if result.error is None else "failed"
 
 
 def _complete_node(node: NodeView, event: NodeCompleted) -> None:

@@ -155,6 +155,31 @@ def test_finished_executions_add_to_their_network_totals_once() -> None:
     msgspec.json.encode(detail)  # everything the page gets is JSON-ready
 
 
+def test_a_reply_whose_node_events_were_missed_still_finishes_its_nodes() -> None:
+    board = Board()
+    error = ErrorInfo(type="operator_error", message="no")
+    board.attach_reply(
+        ExecReply(
+            execution_id="lone",
+            network=NET,
+            status="partial",
+            output=None,
+            layers=[
+                LayerResult(
+                    layer_index=0,
+                    status="partial",
+                    nodes=[
+                        NodeResult(node_id="a", operator="op", output="x"),
+                        NodeResult(node_id="b", operator="op", status="failed", error=error),
+                    ],
+                )
+            ],
+        )
+    )
+    nodes = board.executions["lone"].detail()["nodes"]
+    assert [(n["node_id"], n["status"]) for n in nodes] == [("a", "completed"), ("b", "failed")]
+
+
 def test_streamed_text_is_bounded_per_node() -> None:
     board = Board()
     started(board)
