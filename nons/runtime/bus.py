@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from nats import errors as nats_errors
 
-from nons.core.errors import NodeUnavailableError, PayloadTooLargeError
+from nons.core.errors import NodeUnavailableError
 from nons.runtime.connection import check_message_size, max_payload
 from nons.runtime.liveness import DURABLE, PROGRESS_HEADER
 
@@ -221,10 +221,10 @@ class Bus:
             PayloadTooLargeError: payload plus headers exceed the server's max payload.
         """
         if isinstance(headers, EncodedHeaders):
-            if self._direct:
+            if self._direct and len(headers.block) + len(payload) <= self.limit:
                 await self._publish_encoded(subject, payload, headers.block, reply)
                 return
-            headers = headers.values
+            headers = headers.values  # too large (refused below, typed) or no fast path
         if not _surely_fits(payload, headers, self.limit):
             check_message_size(subject, payload, headers, self.limit)
         await self.nc.publish(subject, payload, reply=reply, headers=headers)
@@ -232,15 +232,9 @@ class Bus:
     async def _publish_encoded(
         self, subject: str, payload: bytes, block: bytes, reply: str
     ) -> None:
-        """What `nc.publish` does with a header block encoded already (same checks)."""
+        """What `nc.publish` does with a header block encoded already (the caller checked the size)."""
         nc = self.nc
         size = len(block) + len(payload)
-        if size > self.limit:
-            raise PayloadTooLargeError(
-                f"message on {subject!r} is {size} bytes with headers, over the server's "
-                f"max_payload of {self.limit} bytes",
-                details={"subject": subject, "size": size, "limit": self.limit},
-            )
         if nc.is_closed:
             raise nats_errors.ConnectionClosedError
         if nc.is_draining_pubs:
