@@ -232,7 +232,7 @@ class Bus:
     async def _publish_encoded(
         self, subject: str, payload: bytes, block: bytes, reply: str
     ) -> None:
-        """What `nc.publish` does with a header block encoded already (the caller checked the size)."""
+        """What `nc.publish` does with a header block already encoded (size checked by caller)."""
         nc = self.nc
         size = len(block) + len(payload)
         if nc.is_closed:
