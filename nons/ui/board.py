@@ -95,6 +95,9 @@ class ExecutionView:
     nodes: dict[str, NodeView] = field(default_factory=dict)
     counted_saved_usd: float | None = None
     """The savings already added to the network's totals (`None`: not counted yet)."""
+    applied: set[tuple[Any, ...]] = field(default_factory=set)
+    """Keys of the events folded in: the live feed and a lookup in the event stream can
+    both deliver one event, and a second `node.started` must not undo a completion."""
 
     @property
     def finished(self) -> bool:
@@ -188,6 +191,10 @@ class Board:
                 self.breakers[(event.network, event.node_id)] = event.new_state
             return None
         view = self._execution(event)
+        key = _event_key(event)
+        if key in view.applied:
+            return None
+        view.applied.add(key)
         if view.trace_id is None:
             view.trace_id = event.trace_id
         _apply_to(view, event)
@@ -324,6 +331,18 @@ def _apply_to(view: ExecutionView, event: Event) -> None:  # noqa: C901 - one br
             node.duration_ms = (event.ts - node.started_at) * 1000
     elif isinstance(event, (ModelSelected, NodeRerouted)):
         view.node(event.node_id, event.layer_index).model = event.model
+
+
+def _event_key(event: Event) -> tuple[Any, ...]:
+    """What tells one event of an execution from another (a delta by its index)."""
+    return (
+        event.type,
+        event.ts,
+        getattr(event, "layer_index", None),
+        getattr(event, "node_id", None),
+        getattr(event, "attempt", None),
+        getattr(event, "index", None),
+    )
 
 
 _NODE_FINAL = frozenset({"completed", "cached", "fallback", "failed"})

@@ -180,6 +180,18 @@ def test_a_reply_whose_node_events_were_missed_still_finishes_its_nodes() -> Non
     assert [(n["node_id"], n["status"]) for n in nodes] == [("a", "completed"), ("b", "failed")]
 
 
+def test_an_event_delivered_twice_is_folded_once() -> None:
+    """The live feed and a lookup in the event stream can both bring the same events."""
+    board = Board()
+    events = [
+        NodeStarted(**common(1.0), layer_index=0, node_id="a", attempt=1),
+        NodeCompleted(**common(2.0), layer_index=0, node_id="a", attempt=1, duration_ms=1000.0),
+    ]
+    board.apply_all(events)
+    board.apply(events[0])  # the start again, after the completion: a stream lookup
+    assert board.executions[EID].detail()["nodes"][0]["status"] == "completed"
+
+
 def test_streamed_text_is_bounded_per_node() -> None:
     board = Board()
     started(board)
